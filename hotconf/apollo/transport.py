@@ -1,0 +1,109 @@
+"""The HTTP transport: a thin layer over ``requests.Session``.
+
+It signs the request as prepared (the exact path and query that go on the wire), bounds the
+body it reads in size and in total time, and turns every failure into a hotconf error. The
+session is per process: one inherited through ``fork()`` is dropped, never reused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+
+import requests
+
+from .. import __version__
+from ..errors import ProtocolError, TransportError
+from .urls import join
+
+Signer = Callable[[str], Mapping[str, str]]
+
+USER_AGENT = f"hotconf/{__version__}"
+
+
+class Response(NamedTuple):
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    url: str
+
+
+class HttpTransport:
+    def __init__(self, max_body_bytes: int = 32 * 1024 * 1024):
+        self.max_body_bytes = max_body_bytes
+        self._session: Optional[requests.Session] = None
+        self._pid = 0
+
+    def _get_session(self) -> requests.Session:
+        if self._session is None or self._pid != os.getpid():
+            # A session inherited through fork shares sockets with the parent: never reuse it.
+            self._session = requests.Session()
+            self._session.headers["User-Agent"] = USER_AGENT
+            self._session.trust_env = False  # no proxies from the environment on a config path
+            self._pid = os.getpid()
+        return self._session
+
+    def get(
+        self,
+        base: str,
+        path_with_query: str,
+        *,
+        timeout: Tuple[float, float],
+        sign: Optional[Signer] = None,
+    ) -> Response:
+        """GET ``base + path_with_query``; ``timeout`` is (connect, read). The read timeout
+        also bounds the whole body, so a server that trickles bytes cannot hold us forever."""
+        session = self._get_session()
+        url = join(base, path_with_query)
+        try:
+            prepared = session.prepare_request(requests.Request("GET", url))
+        except (requests.RequestException, ValueError) as exc:
+            raise TransportError(f"invalid URL {url}: {exc}") from None
+        if sign is not None:
+            prepared.headers.update(sign(prepared.path_url))
+        deadline = time.monotonic() + timeout[0] + timeout[1]
+        try:
+            resp = session.send(prepared, timeout=timeout, stream=True, allow_redirects=False)
+            try:
+                body = self._read_body(resp, deadline, url)
+            finally:
+                resp.close()
+        except requests.Timeout:
+            raise TransportError(
+                f"timed out talking to {base} (connect {timeout[0]:g}s, read {timeout[1]:g}s)"
+            ) from None
+        except requests.ConnectionError as exc:
+            raise TransportError(f"cannot reach {base}: {_reason(exc)}") from None
+        except requests.RequestException as exc:
+            raise TransportError(f"request to {base} failed: {_reason(exc)}") from None
+        headers: Dict[str, str] = dict(resp.headers)
+        return Response(resp.status_code, body, headers, url)
+
+    def _read_body(self, resp: requests.Response, deadline: float, url: str) -> bytes:
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise ProtocolError(f"{url}: body of {declared} bytes is over the limit")
+        chunks, size = [], 0
+        for chunk in resp.iter_content(65536):
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise ProtocolError(f"{url}: body is over the limit of {self.max_body_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise TransportError(f"{url}: the body took too long to arrive")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self._session is not None and self._pid == os.getpid():
+            self._session.close()
+        self._session = None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out",
+                   "Connection reset", "Connection aborted", "No route to host"):
+        if marker in text:
+            return marker.lower()
+    return text[:200]

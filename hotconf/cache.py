@@ -1,0 +1,108 @@
+"""The local cache file: the last good snapshot, persisted atomically.
+
+One JSON file per app and cluster, written as a temporary file in the same directory, fsynced
+and renamed over the old one, so a reader (in this process or another) sees the old file or the
+new one, never a mix. Files are 0600 in a 0700 directory; a symlink at the path is replaced, not
+followed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from .errors import ProtocolError
+from .snapshot import Snapshot
+
+log = logging.getLogger("hotconf")
+
+MAX_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def cache_file_name(app_id: str, cluster: str) -> str:
+    return f"{app_id}+{cluster}.json"
+
+
+class LocalCache:
+    def __init__(self, cache_dir: Path, app_id: str, cluster: str):
+        self.dir = Path(cache_dir)
+        self.app_id, self.cluster = app_id, cluster
+        self.path = self.dir / cache_file_name(app_id, cluster)
+        self._last_write_error: Optional[str] = None
+
+    def load(self) -> Optional[Snapshot]:
+        """The cached snapshot, or None (missing, unreadable, corrupt, or another app's)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("hotconf: cannot read the local cache %s (%s); ignoring it",
+                        self.path, exc.strerror or exc)
+            return None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                raw = fh.read(MAX_CACHE_BYTES + 1)
+            if len(raw) > MAX_CACHE_BYTES:
+                raise ProtocolError("file is larger than any snapshot hotconf writes")
+            snapshot = Snapshot.from_dict(json.loads(raw.decode("utf-8")), source="cache")
+        except (OSError, ValueError, ProtocolError, RecursionError) as exc:
+            log.warning("hotconf: the local cache %s is corrupt or unreadable (%s); ignoring it. "
+                        "It is rewritten after the next successful load", self.path, exc)
+            return None
+        if (snapshot.app_id, snapshot.cluster) != (self.app_id, self.cluster):
+            log.warning("hotconf: the local cache %s holds app %r cluster %r, not %r %r; "
+                        "ignoring it", self.path, snapshot.app_id, snapshot.cluster,
+                        self.app_id, self.cluster)
+            return None
+        return snapshot
+
+    def save(self, snapshot: Snapshot) -> bool:
+        """Write atomically; on failure log once per distinct error and carry on."""
+        data = json.dumps(snapshot.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        tmp_name = None
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.dir)  # 0600
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_name, self.path)
+            tmp_name = None
+            _fsync_dir(self.dir)
+        except OSError as exc:
+            message = f"{exc.strerror or exc}"
+            if message != self._last_write_error:
+                log.warning("hotconf: cannot write the local cache %s (%s); serving from memory. "
+                            "Set cache_dir= or APOLLO_CACHE_DIR to a writable directory",
+                            self.path, message)
+            self._last_write_error = message
+            return False
+        finally:
+            if tmp_name is not None:
+                try:
+                    os.unlink(tmp_name)
+                except OSError:
+                    pass
+        if self._last_write_error is not None:
+            log.info("hotconf: local cache %s is writable again", self.path)
+            self._last_write_error = None
+        return True
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

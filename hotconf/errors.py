@@ -1,0 +1,71 @@
+"""Exceptions. Each message says what happened and what to do next."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class HotconfError(Exception):
+    """Base class of every hotconf error."""
+
+
+class SettingsError(HotconfError, ValueError):
+    """The arguments or environment variables given to hotconf are incomplete or invalid."""
+
+
+class ConfigUnavailableError(HotconfError):
+    """No usable configuration: the config service did not answer and there is no local cache."""
+
+
+class UnknownNamespaceError(HotconfError, KeyError):
+    """A namespace was asked for that this Config does not load."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigValueError(HotconfError, ValueError):
+    """A typed getter found a value it cannot convert."""
+
+    def __init__(self, key: str, namespace: str, value: str, wanted: str, detail: str = ""):
+        self.key, self.namespace, self.value, self.wanted = key, namespace, value, wanted
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"{namespace}:{key} = {shown!r} is not a valid {wanted}{extra}; fix the value in "
+            f"Apollo or pass default= to fall back"
+        )
+
+
+class FormatError(HotconfError):
+    """A json/yaml namespace's content does not parse."""
+
+
+class ApolloError(HotconfError):
+    """Talking to the Apollo config service failed."""
+
+
+class ProtocolError(ApolloError):
+    """The config service answered with a body that is not what the Apollo protocol says."""
+
+
+class TransportError(ApolloError):
+    """The config service could not be reached (connection refused, timeout, reset)."""
+
+
+class HTTPStatusError(ApolloError):
+    """The config service answered with an unexpected HTTP status."""
+
+    def __init__(self, status: int, url: str, message: str, body_hint: Optional[str] = None):
+        self.status = status
+        self.url = url
+        self.body_hint = body_hint
+        super().__init__(message)
+
+
+class NotFoundError(HTTPStatusError):
+    """404: the app, cluster or namespace has no release (or the URL is not a config service)."""
+
+
+class AuthError(HTTPStatusError):
+    """401/400 from the access-key filter."""

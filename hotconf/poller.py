@@ -1,0 +1,292 @@
+"""The long-poll loop: keeps one app/cluster's snapshot current and publishes it.
+
+It runs in exactly one process per host (which one is decided elsewhere) and is the only part
+of hotconf that talks to Apollo. Rules it keeps:
+- a notification id advances only after the release it announced was fetched, so a failed fetch
+  is retried, never lost;
+- every failure backs off (1 s doubling to 120 s, with jitter); a 304 is not a failure;
+- a bad release (unparsable body, broken yaml) never replaces the last good one;
+- after a failed poll the ids go back to -1: the next poll answers at once with the server's
+  current ids, and the fetches it triggers carry release keys (304 when unchanged). That is how a
+  restarted config service with lower ids is picked up instead of waited on forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+from .apollo.client import ApolloClient
+from .apollo.notifications import NotificationState
+from .apollo.responses import Notification
+from .backoff import Backoff
+from .cache import LocalCache
+from .errors import ApolloError, AuthError, FormatError, NotFoundError, TransportError
+from .settings import Settings
+from .snapshot import NamespaceSnapshot, Snapshot
+from .stores.base import SnapshotStore
+
+log = logging.getLogger("hotconf")
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SnapshotStore,
+        client: Optional[ApolloClient] = None,
+        cache: Optional[LocalCache] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.settings = settings
+        self.store = store
+        self.client = client or ApolloClient(settings)
+        self.cache = cache or LocalCache(settings.cache_dir, settings.app_id, settings.cluster)
+        self._clock = clock
+        self._state = NotificationState(settings.namespaces)
+        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+        self._snapshot: Optional[Snapshot] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._next_refresh = 0.0
+        self._notified_by: Optional[str] = None
+        self.last_error: Optional[ApolloError] = None
+        self.last_success: Optional[float] = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def snapshot(self) -> Optional[Snapshot]:
+        return self._snapshot
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="hotconf-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the loop. A long poll in flight is abandoned (the thread is a daemon and
+        publishes nothing after this returns)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+        self.client.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load_initial(self) -> Optional[Snapshot]:
+        """Synchronous first load: the config service, else the local cache.
+
+        Bounded: the first namespace that cannot be reached at all stops the remote attempts;
+        the background loop takes over from there.
+        """
+        cached = self.cache.load()
+        base = cached.namespaces if cached is not None else {}
+        loaded: Dict[str, NamespaceSnapshot] = {}
+        remote_ok = False
+        for name in self.settings.namespaces:
+            previous = base.get(name)
+            try:
+                result = self._fetch(name, previous, messages=None)
+            except NotFoundError as exc:
+                self._note_error(exc, level=logging.WARNING)
+                if previous is not None and previous.found:
+                    log.warning("hotconf: namespace %r is not on the config service (404); "
+                                "serving the cached release %s", name, previous.release_key)
+                    loaded[name] = previous
+                else:
+                    loaded[name] = NamespaceSnapshot.missing(name)
+                remote_ok = True
+                continue
+            except ApolloError as exc:
+                self._note_error(exc)
+                break  # unreachable or refused: the rest would fail the same way
+            remote_ok = True
+            loaded[name] = result if result is not None else previous  # type: ignore[assignment]
+        if remote_ok:
+            self.last_success = time.time()
+        if not loaded and cached is None:
+            return None
+        namespaces = {}
+        for name in self.settings.namespaces:
+            namespaces[name] = loaded.get(name) or base.get(name) or NamespaceSnapshot.missing(name)
+        from_remote = remote_ok and len(loaded) == len(self.settings.namespaces)
+        if cached is not None and not from_remote:
+            log.warning("hotconf: serving app %r from the local cache %s (written %s) until the "
+                        "config service answers", self.settings.app_id, self.cache.path,
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cached.created_at)))
+        version = (cached.version + 1) if cached is not None else 1
+        snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces,
+                            version=version, source="remote" if from_remote else "cache")
+        self._install(snapshot, persist=from_remote and not _same(cached, snapshot))
+        self._next_refresh = self._clock() + self.settings.refresh_interval
+        return snapshot
+
+    def _fetch(self, name: str, previous: Optional[NamespaceSnapshot],
+               messages) -> Optional[NamespaceSnapshot]:
+        """The namespace's new release, or None if ``previous`` is still current (304).
+
+        Raises ApolloError; a release whose content does not parse is logged and treated as
+        "no change" so the last good one stays.
+        """
+        known = previous if previous is not None and previous.found else None
+        config = self.client.fetch_config(
+            name,
+            release_key=known.release_key if known else None,
+            messages=messages,
+            previous=dict(known.configurations) if known else None,
+            prefer=self._notified_by,
+        )
+        if config is None:
+            return None
+        if known is not None and known.release_key == config.release_key and \
+                dict(known.configurations) == config.configurations:
+            return None
+        try:
+            return NamespaceSnapshot(name, config.configurations, config.release_key,
+                                     self._state.id_of(name))
+        except FormatError as exc:
+            log.error("hotconf: release %s of namespace %r is not usable (%s); keeping release "
+                      "%s. Fix the content in Apollo and publish again", config.release_key, name,
+                      exc, known.release_key if known else "none")
+            return None
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - the loop must survive a bug as well as a fault
+                log.exception("hotconf: unexpected error in the poller; retrying")
+                self._wait(self._backoff.next_delay())
+
+    def _step(self) -> None:
+        if self._clock() >= self._next_refresh:
+            self._refresh_all()
+        try:
+            notifications = self.client.poll(self._state.ids())
+        except ApolloError as exc:
+            self._failed(exc, "long poll")
+            self._state.reset()
+            return
+        self._notified_by = self.client.last_poll_service
+        if self._stop.is_set():
+            return
+        if notifications:
+            if self._apply(notifications):
+                self._succeeded()
+        else:
+            self._succeeded()
+
+    def _apply(self, notifications: List[Notification]) -> bool:
+        current = self._snapshot
+        updates: Dict[str, NamespaceSnapshot] = {}
+        ok = True
+        for note in notifications:
+            for name in self._state.targets(note):
+                previous = (updates.get(name) or
+                            (current.namespaces.get(name) if current is not None else None))
+                try:
+                    result = self._fetch(name, previous, self._state.pending_messages(name, note))
+                except NotFoundError:
+                    result = None if previous is None or not previous.found else \
+                        NamespaceSnapshot.missing(name)
+                    if result is not None:
+                        log.warning("hotconf: namespace %r no longer has a release (404); its keys "
+                                    "are gone", name)
+                except ApolloError as exc:
+                    self._failed(exc, f"loading namespace {name!r} after a notification")
+                    ok = False
+                    continue  # the id stays behind: the next poll answers at once and we retry
+                if result is not None:
+                    updates[name] = result
+                self._state.advance(name, note)
+        if updates:
+            self._publish(updates)
+        return ok
+
+    def _refresh_all(self) -> None:
+        """Periodic safety net (as Java's 5-minute refresh): fetch every namespace with its
+        release key; a change that no notification announced means our ids are not the
+        server's, so they start over."""
+        self._next_refresh = self._clock() + self.settings.refresh_interval
+        current = self._snapshot
+        updates = {}
+        for name in self.settings.namespaces:
+            previous = current.namespaces.get(name) if current is not None else None
+            try:
+                result = self._fetch(name, previous, self._state.messages_of(name))
+            except NotFoundError:
+                continue
+            except ApolloError as exc:
+                self._note_error(exc)
+                return
+            if result is not None:
+                updates[name] = result
+        if updates:
+            log.warning("hotconf: the periodic refresh found releases no notification announced "
+                        "(%s); resynchronising notification ids", ", ".join(updates))
+            self._state.reset()
+            self._publish(updates)
+
+    # -- publishing ---------------------------------------------------------------------------------
+    def _publish(self, updates: Dict[str, NamespaceSnapshot]) -> None:
+        current = self._snapshot
+        if current is None:
+            namespaces = {n: NamespaceSnapshot.missing(n) for n in self.settings.namespaces}
+            namespaces.update(updates)
+            snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces, 1)
+        else:
+            snapshot = current.replace(updates, source="remote")
+        log.info("hotconf: new release of %s (snapshot v%d)",
+                 ", ".join(f"{n}@{ns.release_key}" for n, ns in updates.items()), snapshot.version)
+        self._install(snapshot, persist=True)
+
+    def _install(self, snapshot: Snapshot, persist: bool) -> None:
+        if self._stop.is_set() and self._thread is not None:
+            return
+        self._snapshot = snapshot
+        if persist:
+            self.cache.save(snapshot)
+        self.store.publish(snapshot)
+
+    # -- errors and waiting -------------------------------------------------------------------------
+    def _failed(self, exc: ApolloError, doing: str) -> None:
+        delay = self._backoff.next_delay()
+        self._note_error(exc, suffix=f"; {doing} again in {delay:.1f}s "
+                                     f"(attempt {self._backoff.failures})")
+        self._wait(delay)
+
+    def _note_error(self, exc: ApolloError, level: int = logging.WARNING, suffix: str = "") -> None:
+        self.last_error = exc
+        if isinstance(exc, AuthError):
+            level = logging.ERROR
+        log.log(level, "hotconf: %s%s", exc, suffix)
+
+    def _succeeded(self) -> None:
+        if self._backoff.failures:
+            log.info("hotconf: config service reachable again after %d failed attempt(s)",
+                     self._backoff.failures)
+        self._backoff.reset()
+        self.last_error = None
+        self.last_success = time.time()
+
+    def _wait(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+
+def _same(a: Optional[Snapshot], b: Snapshot) -> bool:
+    if a is None or set(a.namespaces) != set(b.namespaces):
+        return False
+    return all(b.namespaces[n].same_release(a.namespaces[n]) for n in b.namespaces)
+
+
+__all__ = ["Poller", "TransportError"]

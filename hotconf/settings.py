@@ -1,0 +1,146 @@
+"""Settings: explicit arguments, then the environment variables Apollo users already set."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Tuple, Union
+
+from .errors import SettingsError
+
+# Apollo's own pattern for app ids, clusters and namespaces.
+NAME_PATTERN = re.compile(r"^[0-9a-zA-Z_-]+[0-9a-zA-Z_.-]*$")
+
+ENV_APP_ID = "APP_ID"
+ENV_META = "APOLLO_META"
+ENV_CONFIG_SERVICE = "APOLLO_CONFIG_SERVICE"
+ENV_CLUSTER = "APOLLO_CLUSTER"
+ENV_IDC = "IDC"
+ENV_LABEL = "APOLLO_LABEL"
+ENV_SECRET = "APOLLO_ACCESS_KEY_SECRET"
+ENV_CACHE_DIR = "APOLLO_CACHE_DIR"
+
+URLs = Union[str, Sequence[str], None]
+
+
+def _split_urls(value: URLs) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    urls = tuple(u.strip().rstrip("/") for u in items if u and u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"server URL {url!r} must start with http:// or https:// "
+                f"(for example http://127.0.0.1:8080)"
+            )
+    return urls
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "hotconf"
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: str
+    meta_servers: Tuple[str, ...] = ()
+    config_services: Tuple[str, ...] = ()
+    cluster: str = "default"
+    namespaces: Tuple[str, ...] = ("application",)
+    secret: Optional[str] = field(default=None, repr=False)
+    label: Optional[str] = None
+    ip: Optional[str] = None
+    data_center: Optional[str] = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    connect_timeout: float = 1.0
+    fetch_timeout: float = 5.0
+    poll_timeout: float = 90.0
+    discovery_timeout: float = 1.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 120.0
+    refresh_interval: float = 300.0
+
+    @property
+    def servers_description(self) -> str:
+        if self.config_services:
+            return "config service " + ", ".join(self.config_services)
+        return "meta server " + ", ".join(self.meta_servers)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        app_id: Optional[str] = None,
+        server: URLs = None,
+        config_service: URLs = None,
+        cluster: Optional[str] = None,
+        namespaces: Union[str, Sequence[str], None] = None,
+        secret: Optional[str] = None,
+        label: Optional[str] = None,
+        ip: Optional[str] = None,
+        data_center: Optional[str] = None,
+        cache_dir: Union[str, os.PathLike, None] = None,
+        environ: Optional[Mapping[str, str]] = None,
+        **tuning: float,
+    ) -> Settings:
+        """An explicit argument wins over the environment; the environment over defaults."""
+        env = os.environ if environ is None else environ
+
+        def pick(explicit, name):
+            return explicit if explicit not in (None, "") else (env.get(name) or None)
+
+        app = pick(app_id, ENV_APP_ID)
+        if not app:
+            raise SettingsError("app_id is required: pass Config(app_id=...) or set APP_ID")
+        # An explicit server beats APOLLO_CONFIG_SERVICE from the environment, and vice versa.
+        explicit_meta, explicit_cs = _split_urls(server), _split_urls(config_service)
+        if explicit_meta or explicit_cs:
+            meta, services = explicit_meta, explicit_cs
+        else:
+            meta = _split_urls(env.get(ENV_META))
+            services = _split_urls(env.get(ENV_CONFIG_SERVICE))
+        if not meta and not services:
+            raise SettingsError(
+                "no Apollo server: pass server='http://meta:8080' (meta server) or "
+                "config_service='http://configservice:8080', or set APOLLO_META / "
+                "APOLLO_CONFIG_SERVICE"
+            )
+        idc = pick(data_center, ENV_IDC)
+        # Java precedence: explicit cluster, else the data centre's cluster, else "default".
+        clus = pick(cluster, ENV_CLUSTER) or idc or "default"
+        if isinstance(namespaces, str):
+            names = tuple(n.strip() for n in namespaces.split(",") if n.strip())
+        else:
+            names = tuple(namespaces) if namespaces else ("application",)
+        for kind, value in [("app_id", app), ("cluster", clus)] + [("namespace", n) for n in names]:
+            if not NAME_PATTERN.match(value):
+                raise SettingsError(
+                    f"{kind} {value!r} is not a valid Apollo name (letters, digits, '_', '-', '.')"
+                )
+        if len(set(names)) != len(names):
+            raise SettingsError(f"namespaces {list(names)} name one namespace twice")
+        cache = pick(cache_dir, ENV_CACHE_DIR)
+        unknown = set(tuning) - {f for f in cls.__dataclass_fields__ if f.endswith(
+            ("_timeout", "_initial", "_max", "_interval"))}
+        if unknown:
+            raise SettingsError(f"unknown settings: {sorted(unknown)}")
+        for name, value in tuning.items():
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
+        return cls(
+            app_id=app,
+            meta_servers=meta if not services else (),
+            config_services=services,
+            cluster=clus,
+            namespaces=names,
+            secret=pick(secret, ENV_SECRET),
+            label=pick(label, ENV_LABEL),
+            ip=ip or None,
+            data_center=idc,
+            cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
+            **{k: float(v) for k, v in tuning.items()},
+        )

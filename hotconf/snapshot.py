@@ -1,0 +1,235 @@
+"""Immutable snapshots of an app's namespaces (pure).
+
+A ``Snapshot`` is what the poller publishes and every reader holds: all namespaces of one
+app/cluster, each with its configurations, release key and notification id. It is never
+modified; a release produces a new snapshot that shares the unchanged namespaces with the old
+one, so a one-namespace release re-parses one namespace.
+"""
+
+from __future__ import annotations
+
+import time
+from types import MappingProxyType
+from typing import Any, Dict, Iterator, List, Mapping, Optional
+
+from .changes import ChangeEvent, diff_values
+from .errors import ProtocolError
+from .formats import Format, format_of, parse_content, resolve_path
+
+SNAPSHOT_FORMAT = "hotconf-snapshot/1"
+
+
+class NamespaceSnapshot(Mapping[str, str]):
+    """One namespace at one release: a read-only mapping of its (flattened) keys.
+
+    ``content`` is the file text of non-properties namespaces, ``parsed`` the parsed json/yaml
+    document, ``release_key`` the Apollo release, ``found`` False while the namespace has no
+    release (the server answered 404).
+    """
+
+    __slots__ = (
+        "name", "format", "configurations", "release_key", "notification_id", "found",
+        "content", "parsed", "_values",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        configurations: Mapping[str, str],
+        release_key: Optional[str],
+        notification_id: int = -1,
+        found: bool = True,
+    ):
+        fmt = format_of(name)
+        content, parsed, values = parse_content(fmt, configurations)  # may raise FormatError
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "format", fmt)
+        set_(self, "configurations", MappingProxyType(dict(configurations)))
+        set_(self, "release_key", release_key)
+        set_(self, "notification_id", notification_id)
+        set_(self, "found", found)
+        set_(self, "content", content)
+        set_(self, "parsed", parsed)
+        set_(self, "_values", values)
+
+    @classmethod
+    def missing(cls, name: str) -> NamespaceSnapshot:
+        return cls(name, {}, None, found=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("NamespaceSnapshot is immutable")
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # noqa: D401 - Mapping.get, faster
+        return self._values.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    @property
+    def values_map(self) -> Mapping[str, str]:
+        return MappingProxyType(self._values)
+
+    def lookup(self, path: str) -> Any:
+        """A value or a whole subtree of a json/yaml namespace by dotted path."""
+        if path in self._values:
+            return self._values[path]
+        if self.format.is_structured and self.parsed is not None:
+            return resolve_path(self.parsed, path)
+        raise KeyError(path)
+
+    def with_notification_id(self, notification_id: int) -> NamespaceSnapshot:
+        clone = object.__new__(NamespaceSnapshot)
+        for slot in NamespaceSnapshot.__slots__:
+            object.__setattr__(clone, slot, getattr(self, slot))
+        object.__setattr__(clone, "notification_id", notification_id)
+        return clone
+
+    def same_release(self, other: Optional[NamespaceSnapshot]) -> bool:
+        return (
+            other is not None
+            and other.found == self.found
+            and other.release_key == self.release_key
+            and other.configurations == self.configurations
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "configurations": dict(self.configurations),
+            "release_key": self.release_key,
+            "notification_id": self.notification_id,
+            "found": self.found,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"NamespaceSnapshot({self.name!r}, {len(self._values)} keys, "
+            f"release_key={self.release_key!r})"
+        )
+
+
+class Snapshot:
+    """All namespaces of one app and cluster at one moment; ``version`` only moves forward."""
+
+    __slots__ = ("app_id", "cluster", "namespaces", "version", "created_at", "source")
+
+    def __init__(
+        self,
+        app_id: str,
+        cluster: str,
+        namespaces: Mapping[str, NamespaceSnapshot],
+        version: int = 0,
+        created_at: Optional[float] = None,
+        source: str = "remote",
+    ):
+        set_ = object.__setattr__
+        set_(self, "app_id", app_id)
+        set_(self, "cluster", cluster)
+        set_(self, "namespaces", MappingProxyType(dict(namespaces)))
+        set_(self, "version", version)
+        set_(self, "created_at", time.time() if created_at is None else created_at)
+        set_(self, "source", source)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Snapshot is immutable")
+
+    def replace(self, updates: Mapping[str, NamespaceSnapshot], source: str = "remote",
+                version: Optional[int] = None) -> Snapshot:
+        merged = dict(self.namespaces)
+        merged.update(updates)
+        return Snapshot(
+            self.app_id, self.cluster, merged,
+            version=self.version + 1 if version is None else version, source=source,
+        )
+
+    @property
+    def release_keys(self) -> Dict[str, Optional[str]]:
+        return {name: ns.release_key for name, ns in self.namespaces.items()}
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "app_id": self.app_id,
+            "cluster": self.cluster,
+            "version": self.version,
+            "created_at": self.created_at,
+            "namespaces": {name: ns.to_dict() for name, ns in self.namespaces.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "cache") -> Snapshot:
+        """Rebuild from ``to_dict()`` output; ProtocolError if the shape is wrong.
+
+        A namespace whose content no longer parses is dropped rather than failing the whole
+        snapshot.
+        """
+        if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+            raise ProtocolError(f"not a {SNAPSHOT_FORMAT} document")
+        app_id, cluster, version = data.get("app_id"), data.get("cluster"), data.get("version")
+        raw = data.get("namespaces")
+        created_at = data.get("created_at")
+        if (
+            not isinstance(app_id, str) or not isinstance(cluster, str)
+            or not isinstance(version, int) or not isinstance(raw, dict)
+            or not isinstance(created_at, (int, float))
+        ):
+            raise ProtocolError("snapshot lacks app_id, cluster, version, created_at or namespaces")
+        namespaces = {}
+        for name, item in raw.items():
+            if not isinstance(item, dict):
+                raise ProtocolError(f"snapshot namespace {name!r} is not an object")
+            confs, key = item.get("configurations"), item.get("release_key")
+            nid, found = item.get("notification_id", -1), item.get("found", True)
+            if (
+                not isinstance(confs, dict)
+                or not all(isinstance(v, str) for v in confs.values())
+                or not (key is None or isinstance(key, str))
+                or not isinstance(nid, int) or not isinstance(found, bool)
+            ):
+                raise ProtocolError(f"snapshot namespace {name!r} has the wrong shape")
+            try:
+                namespaces[name] = NamespaceSnapshot(name, confs, key, nid, found)
+            except Exception:  # noqa: BLE001 - a bad namespace must not cost the others
+                continue
+        return cls(app_id, cluster, namespaces, version, float(created_at), source)
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot({self.app_id!r}/{self.cluster!r}, v{self.version}, "
+            f"namespaces={list(self.namespaces)})"
+        )
+
+
+def diff(old: Optional[Snapshot], new: Snapshot) -> List[ChangeEvent]:
+    """Change events from ``old`` to ``new``, one per namespace that changed.
+
+    No events for a first load (``old`` is None): nothing changed from the app's point of view.
+    """
+    if old is None:
+        return []
+    events = []
+    for name, ns in new.namespaces.items():
+        before = old.namespaces.get(name)
+        if before is ns:
+            continue
+        changes = diff_values(before or {}, ns)
+        if changes:
+            events.append(ChangeEvent(name, MappingProxyType(changes), ns.release_key))
+    for name, before in old.namespaces.items():
+        if name not in new.namespaces:
+            changes = diff_values(before, {})
+            if changes:
+                events.append(ChangeEvent(name, MappingProxyType(changes), None))
+    return events
+
+
+__all__ = ["Format", "NamespaceSnapshot", "Snapshot", "diff"]
