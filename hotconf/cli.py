@@ -180,7 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # KEY=VALUE pairs may follow options (`publish app --gray-label x k=v`), which argparse
+    # does not take as positionals once subcommands are involved.
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "publish" and not any(
+            e.startswith("-") for e in extra):
+        args.pairs = list(args.pairs) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     if not getattr(args, "func", None):

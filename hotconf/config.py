@@ -89,10 +89,10 @@ class Config:
         cache = poller.cache.path if poller else self.settings.cache_dir
         return ConfigUnavailableError(
             f"no configuration for app {self.settings.app_id!r} cluster "
-            f"{self.settings.cluster!r}: the {self.settings.servers_description} did not answer "
-            f"({reason}) and there is no local cache at {cache}. Check the server URL and that "
-            f"Apollo is up; hotconf keeps retrying in the background, and a cache is written "
-            f"after the first successful load"
+            f"{self.settings.cluster!r}: nothing loaded from the "
+            f"{self.settings.servers_description} ({reason}) and there is no local cache at "
+            f"{cache}. hotconf keeps retrying in the background; a cache is written after the "
+            f"first successful load"
         )
 
     def _swap(self, snapshot: Snapshot) -> None:

@@ -88,6 +88,7 @@ class Poller:
         Bounded: the first namespace that cannot be reached at all stops the remote attempts;
         the background loop takes over from there.
         """
+        self._next_refresh = self._clock() + self.settings.refresh_interval
         cached = self.cache.load()
         base = cached.namespaces if cached is not None else {}
         loaded: Dict[str, NamespaceSnapshot] = {}
@@ -127,7 +128,6 @@ class Poller:
         snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces,
                             version=version, source="remote" if from_remote else "cache")
         self._install(snapshot, persist=from_remote and not _same(cached, snapshot))
-        self._next_refresh = self._clock() + self.settings.refresh_interval
         return snapshot
 
     def _fetch(self, name: str, previous: Optional[NamespaceSnapshot],

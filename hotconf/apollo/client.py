@@ -147,18 +147,21 @@ class ApolloClient:
         )
 
     def _auth_message(self, resp: Response, what: str, hint: str) -> str:
+        app = self.settings.app_id
+        if not self.settings.secret:
+            # Apollo answers an unsigned request "RequestTimeTooSkewed" (no Timestamp header).
+            return (f"{what}: app {app!r} requires an access key (401): set "
+                    f"APOLLO_ACCESS_KEY_SECRET or pass secret=...")
         skew = _clock_skew(resp.headers.get("Date"))
         if "TooSkewed" in hint or (skew is not None and abs(skew) > CLOCK_SKEW_HINT_SECONDS):
-            shown = f"{skew:+.0f} s" if skew is not None else "more than 60 s"
-            return (f"{what}: access-key check failed (401 RequestTimeTooSkewed): this host's clock "
-                    f"differs from the config service's by {shown}; the server accepts 60 s. "
-                    f"Sync the clock (NTP)")
-        if not self.settings.secret:
-            return (f"{what}: app {self.settings.app_id!r} requires an access key (401): set "
-                    f"APOLLO_ACCESS_KEY_SECRET or pass secret=...")
-        return (f"{what}: access-key signature rejected (401 Unauthorized) for app "
-                f"{self.settings.app_id!r}: check the secret (APOLLO_ACCESS_KEY_SECRET) against the "
-                f"access key enabled in the Apollo portal")
+            measured = (f"; the server's Date header is {skew:+.0f} s from this host's clock"
+                        if skew is not None else "")
+            return (f"{what}: access-key check failed (401 RequestTimeTooSkewed): the request "
+                    f"timestamp is more than 60 s from the config service's clock{measured}. "
+                    f"Sync this host's clock (NTP)")
+        return (f"{what}: access-key signature rejected (401 Unauthorized) for app {app!r}: "
+                f"check the secret (APOLLO_ACCESS_KEY_SECRET) against the access key enabled in "
+                f"the Apollo portal")
 
     # -- calls ---------------------------------------------------------------------------------
     def fetch_config(
