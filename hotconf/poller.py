@@ -174,6 +174,8 @@ class Poller:
         try:
             notifications = self.client.poll(self._state.ids())
         except ApolloError as exc:
+            if self._stop.is_set():
+                return  # an abandoned poll of a stopped poller: nothing to report
             self._failed(exc, "long poll")
             self._state.reset()
             return
