@@ -483,3 +483,11 @@ def test_skewed_client_clock_is_named_as_such(devserver, make_config, monkeypatc
     with pytest.raises(ConfigUnavailableError) as info:
         make_config(secret="s3cret").get("k")
     assert "RequestTimeTooSkewed" in str(info.value) and "NTP" in str(info.value)
+
+
+def test_namespace_spelled_with_properties_suffix(devserver, make_config):
+    publish(devserver, values={"k": "1"})
+    cfg = make_config(namespaces=["application.properties"])
+    assert cfg.get("k", namespace="application.properties") == "1"
+    publish(devserver, values={"k": "2"})  # the notification comes back as "application"
+    wait_until(lambda: cfg.get("k", namespace="application.properties") == "2")

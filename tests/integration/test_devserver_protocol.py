@@ -204,3 +204,28 @@ def test_dev_server_binds_loopback_by_default():
         assert srv.address[0] == "127.0.0.1"
     finally:
         srv._httpd.server_close()
+
+
+def test_many_concurrent_long_polls_all_answered_on_publish(devserver):
+    _, first = devserver.state.publish("app", "default", "application", {"k": "v"})
+    devserver.state.hold_seconds = 20
+    results = []
+    lock = threading.Lock()
+
+    def poll():
+        r = notifications(devserver, "app", [("application", first)])
+        with lock:
+            results.append(r.status_code)
+
+    threads = [threading.Thread(target=poll) for _ in range(60)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while devserver.state.stats()["long_polls_open"] < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert devserver.state.stats()["long_polls_open"] == 60
+    start = time.monotonic()
+    devserver.state.publish("app", "default", "application", {"k": "w"})
+    for t in threads:
+        t.join(10)
+    assert results == [200] * 60 and time.monotonic() - start < 5
