@@ -23,16 +23,18 @@ log = logging.getLogger("hotconf")
 MAX_CACHE_BYTES = 64 * 1024 * 1024
 
 
-def cache_file_name(app_id: str, cluster: str) -> str:
-    return f"{app_id}+{cluster}.json"
-
-
 class LocalCache:
-    def __init__(self, cache_dir: Path, app_id: str, cluster: str):
+    """``{cache_dir}/{app}+{cluster}+{digest}.json`` (see ``Settings.instance_key``)."""
+
+    def __init__(self, cache_dir: Path, app_id: str, cluster: str, key: Optional[str] = None):
         self.dir = Path(cache_dir)
         self.app_id, self.cluster = app_id, cluster
-        self.path = self.dir / cache_file_name(app_id, cluster)
+        self.path = self.dir / f"{key or f'{app_id}+{cluster}'}.json"
         self._last_write_error: Optional[str] = None
+
+    @classmethod
+    def for_settings(cls, settings) -> LocalCache:
+        return cls(settings.cache_dir, settings.app_id, settings.cluster, settings.instance_key)
 
     def load(self) -> Optional[Snapshot]:
         """The cached snapshot, or None (missing, unreadable, corrupt, or another app's)."""

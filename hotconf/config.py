@@ -12,12 +12,15 @@ import json
 import logging
 import os
 import threading
+import weakref
 from typing import Any, Callable, Collection, List, Optional, Sequence, TypeVar, Union
 
 from .changes import ChangeEvent
-from .errors import ConfigUnavailableError, ConfigValueError, UnknownNamespaceError
+from .engine import Engine
+from .errors import ConfigUnavailableError, ConfigValueError, SettingsError, UnknownNamespaceError
 from .listeners import Listener, Listeners
 from .poller import Poller
+from .runtime import POLLER_CHOICES, ProcessFacts, detect, will_fork
 from .settings import Settings
 from .snapshot import NamespaceSnapshot, Snapshot, diff
 from .stores.memory import MemoryStore
@@ -29,6 +32,14 @@ _NO_DEFAULT: Any = object()
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
 DEFAULT_NAMESPACE = "application"
+STORES = ("auto", "uwsgi", "file", "memory")
+
+_live: weakref.WeakSet[Config] = weakref.WeakSet()
+
+
+def live_configs() -> List[Config]:
+    """Every Config of this process that has not been stopped."""
+    return [cfg for cfg in list(_live) if not cfg._stopped]
 
 
 class Config:
@@ -51,6 +62,8 @@ class Config:
         ip: Optional[str] = None,
         data_center: Optional[str] = None,
         cache_dir: Union[str, os.PathLike[str], None] = None,
+        store: Optional[str] = None,
+        poller: Optional[str] = None,
         **tuning: float,
     ):
         self.settings = Settings.resolve(
@@ -58,35 +71,108 @@ class Config:
             namespaces=namespaces, secret=secret, label=label, ip=ip, data_center=data_center,
             cache_dir=cache_dir, **tuning,
         )
-        self._snapshot: Optional[Snapshot] = None
+        self.store_kind = store or os.environ.get("HOTCONF_STORE") or "auto"
+        self.poller_mode = poller or os.environ.get("HOTCONF_POLLER") or "auto"
+        if self.store_kind not in STORES:
+            raise SettingsError(f"store={self.store_kind!r}: use one of {', '.join(STORES)}")
+        if self.poller_mode not in POLLER_CHOICES:
+            raise SettingsError(
+                f"poller={self.poller_mode!r}: use one of {', '.join(POLLER_CHOICES)}")
+        self._snapshot: Optional[Snapshot] = None  # set only where hotconf is armed (see _load)
+        self._prefork: Optional[Snapshot] = None
         self._lock = threading.RLock()
         self._listeners = Listeners()
-        self._poller: Optional[Poller] = None
-        self._store: Optional[MemoryStore] = None
+        self._engine: Optional[Engine] = None
         self._stopped = False
+        _live.add(self)
+        _arm_uwsgi_master()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def _load(self) -> Snapshot:
-        """First read (or a read while nothing is available): load synchronously, start polling."""
+        """The slow path of a read: the first one in a process, or any read in a master that
+        will fork. Arms hotconf in this process (store, election, poller or reader)."""
         with self._lock:
             if self._snapshot is not None:
                 return self._snapshot
             if self._stopped:
+                if self._prefork is not None:
+                    return self._prefork
                 raise ConfigUnavailableError("this Config was stopped; create a new one")
-            if self._poller is None:
-                self._store = MemoryStore()
-                self._store.subscribe(self._swap)
-                self._poller = Poller(self.settings, self._store)
-                self._poller.load_initial()
-                self._poller.start()
-            if self._snapshot is None:
-                raise self._unavailable()
-            return self._snapshot
+            facts = detect()
+            if will_fork(facts):
+                return self._load_before_fork()
+            engine = self._arm(facts=facts)
+            if self._snapshot is None and engine.role == "reader":
+                # Another process polls but has published nothing yet: give it its first load.
+                s = self.settings
+                engine.wait_ready(s.connect_timeout + s.fetch_timeout + 1.0)
+            if self._snapshot is not None:
+                return self._snapshot
+            if self._prefork is not None:
+                return self._prefork
+            raise self._unavailable()
+
+    def _load_before_fork(self) -> Snapshot:
+        """In a master that forks later: load once, synchronously, and start nothing. The
+        snapshot is not installed on the fast path, so each child's first read arms itself."""
+        if self._prefork is None:
+            poller = Poller(self.settings, MemoryStore())
+            try:
+                self._prefork = poller.load_initial()
+                self._last_error = poller.last_error
+            finally:
+                poller.client.close()
+        if self._prefork is None:
+            raise self._unavailable()
+        return self._prefork
+
+    def _arm(self, facts: Optional[ProcessFacts] = None, as_mule: bool = False) -> Engine:
+        """Start this process's part: called on the first read, or eagerly after a fork
+        (gunicorn post_fork) or in a mule (run_mule)."""
+        with self._lock:
+            engine = self._engine
+            if engine is not None and engine.pid == os.getpid():
+                return engine
+            facts = facts or detect()
+            poller_mode = "auto" if as_mule else self.poller_mode
+            engine = Engine(self.settings, facts, self.store_kind, poller_mode, self._swap)
+            self._engine = engine
+            engine.start()
+            if engine.poller is not None and engine.poller.last_error is not None:
+                self._last_error = engine.poller.last_error
+            return engine
+
+    def _after_fork_in_child(self) -> None:
+        """The engine's threads did not survive the fork: forget them; the next read re-arms."""
+        self._engine = None
+        self._snapshot = None
+        self._lock = threading.RLock()
+        self._listeners.after_fork()
+
+    def check(self) -> None:
+        """Swap in a newer snapshot now if the store has one (cheap: a version read). The Flask
+        integration calls this at the start of each request."""
+        engine = self._engine
+        if engine is not None and engine.pid == os.getpid():
+            engine.check()
+
+    @property
+    def role(self) -> str:
+        """"poller" or "reader" once armed in this process; "idle" before."""
+        engine = self._engine
+        return engine.role if engine is not None and engine.pid == os.getpid() else "idle"
+
+    @property
+    def cache_path(self):
+        from .cache import LocalCache
+
+        return LocalCache.for_settings(self.settings).path
+
+    _last_error: Optional[Exception] = None
 
     def _unavailable(self) -> ConfigUnavailableError:
-        poller = self._poller
-        reason = str(poller.last_error) if poller and poller.last_error else "no answer yet"
-        cache = poller.cache.path if poller else self.settings.cache_dir
+        reason = str(self._last_error) if self._last_error else "no answer yet"
+        cache = self.cache_path
         return ConfigUnavailableError(
             f"no configuration for app {self.settings.app_id!r} cluster "
             f"{self.settings.cluster!r}: nothing loaded from the "
@@ -113,9 +199,9 @@ class Config:
         """Stop polling and listener delivery. Reads keep answering from the last snapshot."""
         with self._lock:
             self._stopped = True
-            poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.stop()
+            engine, self._engine = self._engine, None
+        if engine is not None and engine.pid == os.getpid():
+            engine.stop()
         self._listeners.close()
 
     close = stop
@@ -249,3 +335,26 @@ def _to_bool(text: str) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(text)
+
+
+def _arm_uwsgi_master() -> None:
+    """In a uWSGI master (before the fork), register the signal the poller uses to tell every
+    worker about a new snapshot. Registering is not starting: no thread, no request."""
+    import sys
+
+    if "uwsgi" in sys.modules:
+        try:
+            from .integrations import uwsgi as uwsgi_integration
+
+            uwsgi_integration.arm_master()
+        except Exception:  # noqa: BLE001 - never break the app's import
+            log.exception("hotconf: could not register the uWSGI signal")
+
+
+def _after_fork_in_child() -> None:
+    for cfg in list(_live):
+        cfg._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -87,6 +87,12 @@ class Listeners:
                         log.exception("hotconf: change listener %r failed on namespace %r; "
                                       "other listeners still run", reg.callback, event.namespace)
 
+    def after_fork(self) -> None:
+        """In a forked child the dispatcher thread is gone (uWSGI may still report it alive)."""
+        self._lock = threading.Lock()
+        self._thread = None
+        self._queue = queue.Queue()
+
     def close(self) -> None:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():

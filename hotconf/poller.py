@@ -23,7 +23,14 @@ from .apollo.notifications import NotificationState
 from .apollo.responses import Notification
 from .backoff import Backoff
 from .cache import LocalCache
-from .errors import ApolloError, AuthError, FormatError, NotFoundError, TransportError
+from .errors import (
+    ApolloError,
+    AuthError,
+    FormatError,
+    HotconfError,
+    NotFoundError,
+    TransportError,
+)
 from .settings import Settings
 from .snapshot import NamespaceSnapshot, Snapshot
 from .stores.base import SnapshotStore
@@ -43,7 +50,7 @@ class Poller:
         self.settings = settings
         self.store = store
         self.client = client or ApolloClient(settings)
-        self.cache = cache or LocalCache(settings.cache_dir, settings.app_id, settings.cluster)
+        self.cache = cache or LocalCache.for_settings(settings)
         self._clock = clock
         self._state = NotificationState(settings.namespaces)
         self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
@@ -54,6 +61,7 @@ class Poller:
         self._notified_by: Optional[str] = None
         self.last_error: Optional[ApolloError] = None
         self.last_success: Optional[float] = None
+        self._store_error: Optional[str] = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -256,9 +264,16 @@ class Poller:
         if self._stop.is_set() and self._thread is not None:
             return
         self._snapshot = snapshot
-        if persist:
+        if persist and not self.store.persistent:
             self.cache.save(snapshot)
-        self.store.publish(snapshot)
+        try:
+            self.store.publish(snapshot)
+        except HotconfError as exc:  # e.g. a snapshot larger than the uWSGI cache's blocksize
+            if str(exc) != self._store_error:
+                log.error("%s", exc)
+            self._store_error = str(exc)
+        else:
+            self._store_error = None
 
     # -- errors and waiting -------------------------------------------------------------------------
     def _failed(self, exc: ApolloError, doing: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -63,6 +64,21 @@ class Settings:
     backoff_initial: float = 1.0
     backoff_max: float = 120.0
     refresh_interval: float = 300.0
+
+    @property
+    def instance_key(self) -> str:
+        """Names this configuration's files and locks on a host: ``{app}+{cluster}+{digest}``.
+
+        Processes share one poller and one snapshot only when they would fetch the same thing:
+        the digest covers the namespaces, label, ip and data center. Not the server URLs: a
+        changed meta-server list must not orphan the last good cache (Java's ignores them too).
+        """
+        identity = "\n".join([
+            ",".join(sorted(self.namespaces)), self.label or "", self.ip or "",
+            self.data_center or "",
+        ])
+        digest = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:8]
+        return f"{self.app_id}+{self.cluster}+{digest}"
 
     @property
     def servers_description(self) -> str:

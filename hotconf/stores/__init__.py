@@ -1,6 +1,7 @@
 """Stores: where the poller publishes snapshots and readers find them."""
 
-from .base import SnapshotStore
+from .base import BaseStore, SnapshotStore
+from .file import FileStore
 from .memory import MemoryStore
 
-__all__ = ["MemoryStore", "SnapshotStore"]
+__all__ = ["BaseStore", "FileStore", "MemoryStore", "SnapshotStore"]

@@ -1,23 +1,61 @@
-"""The store interface shared by the memory, file and uWSGI-cache stores."""
+"""The store interface shared by the memory, file and uWSGI-cache stores.
+
+The poller ``publish``es; readers ask for the ``latest`` snapshot when told something changed
+(``watch``), and may compare ``token()`` (a cheap version marker) to find out themselves.
+Versions only move forward: a store refuses a snapshot that is not newer than what it holds.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import logging
+import threading
+from typing import Any, Callable, List, Optional
 
 from ..snapshot import Snapshot
 
-try:
-    from typing import Protocol
-except ImportError:  # pragma: no cover - Python 3.7
-    Protocol = object  # type: ignore[assignment]
+log = logging.getLogger("hotconf")
+
+Subscriber = Callable[[Snapshot], None]
 
 
-class SnapshotStore(Protocol):
+class BaseStore:
+    name = "base"
+    #: True when the store is the local cache file itself (the poller need not write it twice)
+    persistent = False
+
+    def __init__(self) -> None:
+        self._subscribers: List[Subscriber] = []
+        self._sub_lock = threading.Lock()
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """In-process subscribers: called after a publish made in this process."""
+        with self._sub_lock:
+            self._subscribers.append(callback)
+
+    def _notify_local(self, snapshot: Snapshot) -> None:
+        with self._sub_lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(snapshot)
+            except Exception:  # noqa: BLE001 - one bad subscriber must not stop the publish
+                log.exception("hotconf: a snapshot subscriber failed")
+
     def publish(self, snapshot: Snapshot) -> bool:
-        """Make ``snapshot`` the current one if it is newer; False if it was not."""
+        raise NotImplementedError
 
     def latest(self) -> Optional[Snapshot]:
-        """The current snapshot, or None if nothing was published yet."""
+        raise NotImplementedError
 
-    def subscribe(self, callback: Callable[[Snapshot], None]) -> None:
-        """Call ``callback(snapshot)`` whenever a newer snapshot is published."""
+    def token(self) -> Any:
+        """Changes whenever a newer snapshot was published; cheap to compute."""
+        raise NotImplementedError
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` in this process when another process publishes."""
+
+    def close(self) -> None:
+        """Stop watching."""
+
+
+SnapshotStore = BaseStore

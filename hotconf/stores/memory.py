@@ -1,21 +1,21 @@
-"""In-process store: the single-process case (nothing forks, the process polls itself)."""
+"""In-process store: one process that polls for itself and shares with nobody."""
 
 from __future__ import annotations
 
-import logging
 import threading
-from typing import Callable, List, Optional
+from typing import Any, Optional
 
 from ..snapshot import Snapshot
+from .base import BaseStore
 
-log = logging.getLogger("hotconf")
 
+class MemoryStore(BaseStore):
+    name = "memory"
 
-class MemoryStore:
     def __init__(self) -> None:
+        super().__init__()
         self._snapshot: Optional[Snapshot] = None
         self._lock = threading.Lock()
-        self._subscribers: List[Callable[[Snapshot], None]] = []
 
     def publish(self, snapshot: Snapshot) -> bool:
         with self._lock:
@@ -23,17 +23,12 @@ class MemoryStore:
             if current is not None and snapshot.version <= current.version:
                 return False  # versions only move forward
             self._snapshot = snapshot
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(snapshot)
-            except Exception:  # noqa: BLE001 - one bad subscriber must not stop the publish
-                log.exception("hotconf: a snapshot subscriber failed")
+        self._notify_local(snapshot)
         return True
 
     def latest(self) -> Optional[Snapshot]:
         return self._snapshot
 
-    def subscribe(self, callback: Callable[[Snapshot], None]) -> None:
-        with self._lock:
-            self._subscribers.append(callback)
+    def token(self) -> Any:
+        snapshot = self._snapshot
+        return snapshot.version if snapshot is not None else None

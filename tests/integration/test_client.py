@@ -227,7 +227,8 @@ def test_local_cache_is_written_atomically_and_private(devserver, make_config, c
     publish(devserver, values={"k": "v"})
     cfg = make_config()
     cfg.get("k")
-    path = cache_dir / "demo+default.json"
+    path = cfg.cache_path
+    assert path.parent == cache_dir and path.name.startswith("demo+default+")
     doc = json.loads(path.read_text())
     assert doc["namespaces"]["application"]["configurations"] == {"k": "v"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -235,7 +236,7 @@ def test_local_cache_is_written_atomically_and_private(devserver, make_config, c
     publish(devserver, values={"k": "w"})
     wait_until(lambda: json.loads(path.read_text())["namespaces"]["application"]
                ["configurations"] == {"k": "w"}, message="the cache to follow the release")
-    assert [p.name for p in cache_dir.iterdir()] == ["demo+default.json"]  # no temp files left
+    assert not [p.name for p in cache_dir.iterdir() if p.name.endswith(".tmp")]  # no temp files
 
 
 def test_server_down_at_start_with_cache_serves_it_and_recovers(cache_dir, hotconf_logs):
@@ -288,12 +289,12 @@ def test_server_down_at_start_without_cache_is_a_clear_error_then_recovers(cache
 def test_corrupt_or_foreign_cache_file_is_ignored(devserver, make_config, cache_dir, hotconf_logs,
                                                   content):
     cache_dir.mkdir(mode=0o700)
-    (cache_dir / "demo+default.json").write_bytes(content)
-    publish(devserver, values={"k": "v"})
     cfg = make_config()
+    cfg.cache_path.write_bytes(content)
+    publish(devserver, values={"k": "v"})
     assert cfg.get("k") == "v"
     assert "ignoring it" in hotconf_logs.text
-    wait_until(lambda: b'"k":"v"' in (cache_dir / "demo+default.json").read_bytes())
+    wait_until(lambda: b'"k":"v"' in cfg.cache_path.read_bytes())
 
 
 def test_unwritable_cache_dir_logs_and_keeps_serving(devserver, make_config, tmp_path,
@@ -446,7 +447,7 @@ def test_environment_variables_configure_the_client(devserver, monkeypatch, cach
     monkeypatch.setenv("APOLLO_CACHE_DIR", str(cache_dir))
     with Config() as cfg:
         assert cfg.get("k") == "env"
-    assert (cache_dir / "demo+default.json").exists()
+    assert cfg.cache_path.parent == cache_dir and cfg.cache_path.exists()
 
 
 def test_stop_is_prompt_during_a_held_long_poll(devserver, cache_dir):
@@ -466,7 +467,8 @@ def test_cache_dir_from_environment_keeps_files_per_app_and_cluster(devserver, t
     with Config(app_id="demo", server=devserver.url, cache_dir=tmp_path) as a, \
             Config(app_id="demo", server=devserver.url, cluster="c2", cache_dir=tmp_path) as b:
         assert (a.get("k"), b.get("k")) == ("1", "2")
-    assert sorted(os.listdir(tmp_path)) == ["demo+c2.json", "demo+default.json"]
+    names = sorted(n for n in os.listdir(tmp_path) if n.endswith(".json"))
+    assert [n.rsplit("+", 1)[0] for n in names] == ["demo+c2", "demo+default"]
 
 
 def test_skewed_client_clock_is_named_as_such(devserver, make_config, monkeypatch):

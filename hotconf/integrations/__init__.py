@@ -1,0 +1,1 @@
+"""Integrations with servers and frameworks: uwsgi, gunicorn, flask."""
