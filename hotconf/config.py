@@ -339,16 +339,26 @@ def _to_bool(text: str) -> bool:
 
 def _arm_uwsgi_master() -> None:
     """In a uWSGI master (before the fork), register the signal the poller uses to tell every
-    worker about a new snapshot. Registering is not starting: no thread, no request."""
+    worker about a new snapshot, and a post-fork hook that arms each worker and mule right away.
+    Registering is not starting: no thread, no request."""
     import sys
 
     if "uwsgi" in sys.modules:
         try:
             from .integrations import uwsgi as uwsgi_integration
 
-            uwsgi_integration.arm_master()
+            if uwsgi_integration.arm_master() is not None:
+                uwsgi_integration.arm_post_fork(_arm_all)
         except Exception:  # noqa: BLE001 - never break the app's import
             log.exception("hotconf: could not register the uWSGI signal")
+
+
+def _arm_all() -> None:
+    for cfg in live_configs():
+        try:
+            cfg._arm()
+        except Exception:  # noqa: BLE001 - a worker must boot even if Apollo is down
+            log.exception("hotconf: arming %r after fork failed; it retries on first read", cfg)
 
 
 def _after_fork_in_child() -> None:

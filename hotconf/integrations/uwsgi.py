@@ -22,7 +22,6 @@ import json
 import logging
 import threading
 import time
-import weakref
 from typing import Any, Callable, Optional
 
 from ..errors import HotconfError
@@ -39,7 +38,6 @@ except ImportError:  # outside uWSGI
 FIRST_SIGNAL = 100
 
 _signal_number: Optional[int] = None
-_refreshers: weakref.WeakSet[Any] = weakref.WeakSet()
 _callbacks: list = []
 _callbacks_lock = threading.Lock()
 
@@ -79,6 +77,24 @@ def arm_master() -> Optional[int]:
     log.warning("hotconf: no free uWSGI signal number; workers will notice changes by watching "
                 "the cache file instead")
     return None
+
+
+_post_fork_armed = False
+
+
+def arm_post_fork(callback: Callable[[], None]) -> None:
+    """Run ``callback`` in every worker and mule right after uWSGI forks it (uwsgidecorators'
+    hook chain, so the app's own @postfork hooks keep working)."""
+    global _post_fork_armed
+    if _post_fork_armed:
+        return
+    try:
+        from uwsgidecorators import postfork
+    except Exception:  # noqa: BLE001 - no master: workers arm on their first read instead
+        return
+
+    postfork(callback)
+    _post_fork_armed = True
 
 
 def add_refresher(callback: Callable[[], None]) -> bool:

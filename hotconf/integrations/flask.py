@@ -1,0 +1,39 @@
+"""Flask integration: ``HotConf(app, cfg)`` or ``HotConf().init_app(app, cfg)``.
+
+It keeps the Config in ``app.extensions["hotconf"]`` (``current_config()`` finds it) and checks
+freshness at the start of each request: a version read, so a worker that missed a push still
+answers the request with the newest snapshot the host has.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..config import Config
+
+EXTENSION_KEY = "hotconf"
+
+
+class HotConf:
+    def __init__(self, app: Any = None, cfg: Optional[Config] = None):
+        self.cfg = cfg
+        if app is not None:
+            self.init_app(app, cfg)
+
+    def init_app(self, app: Any, cfg: Optional[Config] = None) -> None:
+        cfg = cfg or self.cfg
+        if cfg is None:
+            raise TypeError("HotConf needs a Config: HotConf(app, cfg) or init_app(app, cfg)")
+        self.cfg = cfg
+        app.extensions[EXTENSION_KEY] = cfg
+        app.before_request(cfg.check)
+
+
+def current_config() -> Config:
+    """The Config of the current Flask app."""
+    from flask import current_app
+
+    try:
+        return current_app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError("this Flask app has no hotconf: call HotConf(app, cfg) first") from None

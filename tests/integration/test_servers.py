@@ -1,0 +1,205 @@
+"""Real uWSGI, gunicorn and uvicorn processes against the real dev server: every worker serves
+each release, and the host keeps exactly one long poll open whatever the number of workers."""
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from hotconf.devserver import DevServer
+from tests.helpers import free_port, wait_until
+from tests.servers_harness import (
+    BIN,
+    SERVERS_DIR,
+    ServerProcess,
+    every_worker,
+    pid_alive,
+    poller_pid,
+)
+
+pytestmark = pytest.mark.servers
+
+UWSGI = str(BIN / "uwsgi")
+CACHE2 = "name=hotconf,items=16,blocksize=262144"
+
+
+@pytest.fixture
+def apollo():
+    with DevServer(port=0, hold_seconds=30) as srv:
+        yield srv
+
+
+@pytest.fixture
+def app_env(request, apollo, tmp_path):
+    app_id = "t" + str(abs(hash(request.node.name)) % 10**8)
+    apollo.state.publish(app_id, "default", "application", {"greeting": "hello"})
+    return {"APP_ID": app_id, "APOLLO_META": apollo.url, "APOLLO_CACHE_DIR": str(tmp_path / "c"),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def long_polls(apollo, app_id):
+    return apollo.state.stats()["long_polls_open_by_app"].get(app_id, 0)
+
+
+def assert_one_long_poll(apollo, app_id):
+    wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
+    samples = []
+    for _ in range(8):
+        samples.append(long_polls(apollo, app_id))
+        time.sleep(0.15)
+    assert samples == [1] * 8, samples
+
+
+def release_reaches_every_worker(apollo, env, url, workers, value):
+    apollo.state.publish(env["APP_ID"], "default", "application", {"greeting": value})
+    return every_worker(url, workers, want=lambda a: a["greeting"] == value)
+
+
+def uwsgi(port, tmp_path, env, *extra, processes=4):
+    argv = [UWSGI, "--master", "--processes", str(processes), "--http-socket",
+            f"127.0.0.1:{port}", "--module", "flask_app:app", "--pythonpath", str(SERVERS_DIR),
+            "--virtualenv", sys.prefix, "--enable-threads", "--need-app", "--die-on-term",
+            "--disable-logging", *extra]
+    return ServerProcess(argv, env, port, tmp_path / "uwsgi.log")
+
+
+def check_every_worker_follows(apollo, env, server, workers):
+    answers = every_worker(server.url, workers, want=lambda a: a["greeting"] == "hello")
+    assert all(a["at_import"] == "hello" for a in answers.values())
+    assert_one_long_poll(apollo, env["APP_ID"])
+    for value in ("second", "third"):
+        answers = release_reaches_every_worker(apollo, env, server.url, workers, value)
+    assert_one_long_poll(apollo, env["APP_ID"])
+    return answers
+
+
+def test_uwsgi_prefork_seed_scenario_without_mule(apollo, app_env, tmp_path):
+    """module-level Config, processes = 4, enable-threads, no lazy-apps, no mule, no cache2."""
+    with uwsgi(free_port(), tmp_path, app_env) as server:
+        answers = check_every_worker_follows(apollo, app_env, server, 4)
+        roles = sorted(a["role"] for a in answers.values())
+        assert roles.count("poller") <= 1 and len(answers) == 4
+        # on_change fired in the workers too (second and third release)
+        every_worker(server.url, 4, want=lambda a: a["events"] >= 2)
+
+
+def test_uwsgi_prefork_with_mule_and_cache(apollo, app_env, tmp_path):
+    env = {**app_env, "HOTCONF_POLLER": "mule"}
+    with uwsgi(free_port(), tmp_path, env, "--cache2", CACHE2, "--mule=hotconf_mule.py") as server:
+        answers = check_every_worker_follows(apollo, env, server, 4)
+        assert {a["role"] for a in answers.values()} == {"reader"}  # the mule polls
+        assert all(a["signal"] is not None for a in answers.values())  # pushed by uWSGI signal
+        pid = poller_pid(env["APP_ID"], apollo.url, tmp_path / "c")
+        assert pid is not None and pid not in answers
+
+
+def test_uwsgi_lazy_apps_still_one_poller(apollo, app_env, tmp_path):
+    with uwsgi(free_port(), tmp_path, app_env, "--lazy-apps", "--cache2", CACHE2,
+               "--shared-import", "hotconf.integrations.uwsgi") as server:
+        answers = check_every_worker_follows(apollo, app_env, server, 4)
+        # registered in the master through shared-import, so it reaches every lazy worker
+        assert all(a["signal"] is not None for a in answers.values())
+
+
+def test_uwsgi_poller_killed_another_takes_over(apollo, app_env, tmp_path):
+    with uwsgi(free_port(), tmp_path, app_env, "--cache2", CACHE2) as server:
+        every_worker(server.url, 4, want=lambda a: a["greeting"] == "hello")
+        first = wait_until(lambda: poller_pid(app_env["APP_ID"], apollo.url, tmp_path / "c"))
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(first), timeout=5)
+        second = wait_until(lambda: (p := poller_pid(app_env["APP_ID"], apollo.url,
+                                                     tmp_path / "c")) and p != first and p,
+                            timeout=10, message="another process to poll")
+        assert second != first
+        release_reaches_every_worker(apollo, app_env, server.url, 4, "after-kill")
+        assert_one_long_poll(apollo, app_env["APP_ID"])
+
+
+def test_uwsgi_recycled_workers_stay_fresh(apollo, app_env, tmp_path):
+    with uwsgi(free_port(), tmp_path, app_env, "--max-requests", "5",
+               "--min-worker-lifetime", "1", processes=2) as server:
+        every_worker(server.url, 2, want=lambda a: a["greeting"] == "hello")
+        seen = set()
+        for value in ("r1", "r2", "r3"):
+            time.sleep(1.1)  # min-worker-lifetime
+            answers = release_reaches_every_worker(apollo, app_env, server.url, 2, value)
+            seen |= set(answers)
+        assert len(seen) > 2, "max-requests should have recycled some workers"
+        assert_one_long_poll(apollo, app_env["APP_ID"])
+
+
+def test_uwsgi_full_reload_keeps_serving_current_config(apollo, app_env, tmp_path):
+    pidfile = tmp_path / "uwsgi.pid"
+    with uwsgi(free_port(), tmp_path, app_env, "--cache2", CACHE2, "--pidfile",
+               str(pidfile)) as server:
+        release_reaches_every_worker(apollo, app_env, server.url, 4, "before-reload")
+        master = int(pidfile.read_text())
+        os.kill(master, signal.SIGHUP)  # graceful full reload: the uWSGI cache is wiped
+        deadline = time.monotonic() + 20
+        answers = []
+        while time.monotonic() < deadline and len({a["pid"] for a in answers}) < 8:
+            from tests.servers_harness import ask
+
+            answer = ask(server.url, sleep=0.05)
+            if answer:
+                answers.append(answer)
+        assert answers and all(a["greeting"] == "before-reload" for a in answers), answers
+        release_reaches_every_worker(apollo, app_env, server.url, 4, "after-reload")
+
+
+def test_uwsgi_snapshot_larger_than_blocksize_names_the_setting(apollo, app_env, tmp_path):
+    big = {f"key{i}": "x" * 100 for i in range(100)}
+    apollo.state.publish(app_env["APP_ID"], "default", "application", {**big, "greeting": "big"})
+    with uwsgi(free_port(), tmp_path, app_env, "--cache2",
+               "name=hotconf,items=16,blocksize=4096") as server:
+        every_worker(server.url, 4, want=lambda a: a["greeting"] == "big")
+        wait_until(lambda: "blocksize" in server.log(), timeout=10, message="the error")
+        log = server.log()
+        assert "cache2 = name=hotconf" in log and "holds at most 4096 bytes" in log
+        release_reaches_every_worker(apollo, app_env, server.url, 4, "still-works")
+
+
+def gunicorn(port, tmp_path, env, *extra, workers=4):
+    argv = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--chdir", str(SERVERS_DIR), *extra, "flask_app:app"]
+    return ServerProcess(argv, env, port, tmp_path / "gunicorn.log", signal.SIGTERM)
+
+
+def test_gunicorn_preload_with_post_fork_hook(apollo, app_env, tmp_path):
+    with gunicorn(free_port(), tmp_path, app_env, "--preload", "-c",
+                  str(SERVERS_DIR / "gunicorn_conf.py")) as server:
+        check_every_worker_follows(apollo, app_env, server, 4)
+
+
+def test_gunicorn_preload_without_hook(apollo, app_env, tmp_path):
+    with gunicorn(free_port(), tmp_path, app_env, "--preload") as server:
+        check_every_worker_follows(apollo, app_env, server, 4)
+
+
+def test_gunicorn_without_preload(apollo, app_env, tmp_path):
+    with gunicorn(free_port(), tmp_path, app_env) as server:
+        check_every_worker_follows(apollo, app_env, server, 4)
+
+
+def test_gunicorn_poller_killed_another_takes_over(apollo, app_env, tmp_path):
+    with gunicorn(free_port(), tmp_path, app_env, "--preload") as server:
+        every_worker(server.url, 4, want=lambda a: a["greeting"] == "hello")
+        first = wait_until(lambda: poller_pid(app_env["APP_ID"], apollo.url, tmp_path / "c"))
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: (p := poller_pid(app_env["APP_ID"], apollo.url, tmp_path / "c"))
+                   and p != first, timeout=10, message="another worker to poll")
+        release_reaches_every_worker(apollo, app_env, server.url, 4, "after-kill")
+        assert_one_long_poll(apollo, app_env["APP_ID"])
+
+
+def test_uvicorn_workers(apollo, app_env, tmp_path):
+    port = free_port()
+    argv = [str(BIN / "uvicorn"), "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
+            "--app-dir", str(SERVERS_DIR), "--no-access-log", "asgi_app:app"]
+    with ServerProcess(argv, app_env, port, tmp_path / "uvicorn.log", signal.SIGTERM) as server:
+        every_worker(server.url, 2, want=lambda a: a["greeting"] == "hello")
+        assert_one_long_poll(apollo, app_env["APP_ID"])
+        release_reaches_every_worker(apollo, app_env, server.url, 2, "second")
+        assert_one_long_poll(apollo, app_env["APP_ID"])

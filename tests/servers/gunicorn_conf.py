@@ -1,0 +1,1 @@
+from hotconf.integrations.gunicorn import post_fork  # noqa: F401 - re-arms hotconf in each worker

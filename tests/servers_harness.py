@@ -1,0 +1,121 @@
+"""Real server processes for tests: started in their own session, always stopped by PID."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import requests
+
+from hotconf.election import PollerLock
+from hotconf.settings import Settings
+
+SERVERS_DIR = Path(__file__).parent / "servers"
+BIN = Path(sys.executable).parent
+
+
+class ServerProcess:
+    def __init__(self, argv: List[str], env: Dict[str, str], port: int, log_path: Path,
+                 stop_signal: int = signal.SIGINT, cwd: Path = SERVERS_DIR):
+        self.argv, self.env, self.port, self.log_path = argv, env, port, log_path
+        self.stop_signal, self.cwd = stop_signal, cwd
+        self.proc: Optional[subprocess.Popen] = None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, timeout: float = 40) -> ServerProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env={**os.environ, **self.env},
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited ({self.proc.returncode}):\n{self.log()}")
+            try:
+                if requests.get(self.url + "/", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"server did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, self.stop_signal)
+                self.proc.wait(15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        try:  # whatever the server left behind (workers, mules) goes with its session
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def ask(url: str, sleep: float = 0.15, timeout: float = 10) -> Optional[dict]:
+    try:
+        r = requests.get(url + f"/?sleep={sleep}", timeout=timeout,
+                         headers={"Connection": "close"})
+        return r.json() if r.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def every_worker(url: str, workers: int, want=None, timeout: float = 20.0,
+                 concurrency: Optional[int] = None) -> Dict[int, dict]:
+    """Ask concurrently (each request holds its worker a moment) until ``workers`` distinct pids
+    have answered and the latest answer of each satisfies ``want``. Bounded in time."""
+    latest: Dict[int, dict] = {}
+    deadline = time.monotonic() + timeout
+    with concurrent.futures.ThreadPoolExecutor(concurrency or workers * 2) as pool:
+        while time.monotonic() < deadline:
+            for answer in pool.map(lambda _: ask(url), range(concurrency or workers * 2)):
+                if answer:
+                    latest[answer["pid"]] = answer
+            good = {pid: a for pid, a in latest.items() if want is None or want(a)}
+            if len(good) >= workers and all(want is None or want(a) for a in latest.values()):
+                return latest
+            if len(latest) > workers:  # a recycled worker left; keep only the current ones
+                latest = {pid: a for pid, a in latest.items() if pid_alive(pid)}
+    raise AssertionError(f"not every worker answered as wanted within {timeout}s: {latest}")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def poller_pid(app_id: str, server: str, cache_dir: Path) -> Optional[int]:
+    s = Settings.resolve(app_id=app_id, server=server, cache_dir=cache_dir, environ={})
+    return PollerLock(cache_dir / f"{s.instance_key}.poller.lock").holder_pid()

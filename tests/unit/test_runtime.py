@@ -1,0 +1,81 @@
+import itertools
+
+import pytest
+
+from hotconf.runtime import (
+    POLLER_CHOICES,
+    ProcessFacts,
+    competes_for_poller,
+    parse_cache2,
+    store_kind,
+    threads_problem,
+    will_fork,
+)
+
+UWSGI_MASTER = ProcessFacts(server="uwsgi", uwsgi_master=True)
+UWSGI_WORKER = ProcessFacts(server="uwsgi", uwsgi_worker=True)
+UWSGI_MULE = ProcessFacts(server="uwsgi", uwsgi_mule=True)
+GUNICORN_ARBITER = ProcessFacts(server="gunicorn", gunicorn_arbiter=True)
+GUNICORN_WORKER = ProcessFacts(server="gunicorn")
+PLAIN = ProcessFacts()
+
+
+def test_masters_that_fork_never_run_threads_or_poll():
+    for facts in (UWSGI_MASTER, GUNICORN_ARBITER):
+        assert will_fork(facts)
+        for mode in POLLER_CHOICES:
+            assert not competes_for_poller(facts, mode)
+
+
+@pytest.mark.parametrize("facts", [UWSGI_WORKER, UWSGI_MULE, GUNICORN_WORKER, PLAIN])
+def test_leaf_processes_compete_in_auto_mode(facts):
+    assert not will_fork(facts)
+    assert competes_for_poller(facts, "auto")
+    assert not competes_for_poller(facts, "never")
+
+
+def test_mule_mode_leaves_polling_to_the_mule():
+    assert not competes_for_poller(UWSGI_WORKER, "mule")
+    assert competes_for_poller(UWSGI_MULE, "mule")
+    # outside uWSGI there is no mule: "mule" falls back to any process
+    assert competes_for_poller(GUNICORN_WORKER, "mule")
+
+
+def test_exactly_the_expected_pollers_over_every_combination():
+    kinds = [UWSGI_MASTER, UWSGI_WORKER, UWSGI_MULE, GUNICORN_ARBITER, GUNICORN_WORKER, PLAIN]
+    for facts, mode in itertools.product(kinds, POLLER_CHOICES):
+        expected = (not will_fork(facts) and mode != "never"
+                    and not (mode == "mule" and facts.server == "uwsgi" and not facts.uwsgi_mule))
+        assert competes_for_poller(facts, mode) is expected, (facts, mode)
+
+
+def test_store_choice():
+    cache = ("hotconf", 65536, False)
+    assert store_kind(ProcessFacts(server="uwsgi", uwsgi_cache=cache), "auto") == "uwsgi"
+    assert store_kind(UWSGI_WORKER, "auto") == "file"      # no cache2 declared
+    assert store_kind(GUNICORN_WORKER, "auto") == "file"
+    assert store_kind(PLAIN, "memory") == "memory"
+
+
+def test_threads_off_in_old_uwsgi_says_exactly_what_to_add():
+    facts = ProcessFacts(server="uwsgi", uwsgi_worker=True, uwsgi_threads=False,
+                         uwsgi_version="2.0.21")
+    message = threads_problem(facts)
+    assert "enable-threads = true" in message and "2.0.21" in message
+    assert "[uwsgi]" in message and "stale" in message
+    assert threads_problem(ProcessFacts(server="uwsgi", uwsgi_worker=True)) is None
+    assert threads_problem(ProcessFacts(uwsgi_threads=False)) is None  # not uWSGI
+    # the master starts no thread anyway: the workers report it
+    assert threads_problem(ProcessFacts(server="uwsgi", uwsgi_master=True,
+                                        uwsgi_threads=False)) is None
+
+
+@pytest.mark.parametrize("value,expected", [
+    (b"name=hotconf,items=16,blocksize=1048576", ("hotconf", 1048576, False)),
+    ([b"name=other,items=1", b"name=hotconf,items=2"], ("hotconf", 65536, False)),
+    (b"name=hotconf,items=100,blocksize=4096,bitmap=1", ("hotconf", 4096, True)),
+    (b"name=other,items=10", None),
+    (None, None),
+])
+def test_parse_cache2_option(value, expected):
+    assert parse_cache2(value) == expected
