@@ -11,7 +11,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,yaml,flask]'
+	$(PY) -m pip install --quiet -e '.[test,yaml,flask,uwsgi]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,25 +1,32 @@
-"""`make demo`: hotconf end to end against its own Apollo-compatible dev server.
+"""`make demo`: the uWSGI example (examples/uwsgi) end to end, against hotconf's dev server.
 
-1. start `hotconf serve` on 127.0.0.1 (any free port);
-2. publish two namespaces with `hotconf publish`;
-3. read them with a hotconf Config;
-4. publish a change and watch the client receive it through Apollo's long poll;
-5. stop everything it started.
+1. start `hotconf serve` (an Apollo-compatible config service) on 127.0.0.1;
+2. publish a namespace with `hotconf publish`;
+3. start uWSGI with 4 prefork workers and a hotconf mule (examples/uwsgi/uwsgi.ini);
+4. ask every worker what it serves;
+5. publish a change and wait until every worker serves it;
+6. show that the whole server holds one long poll, then stop everything the demo started.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import shlex
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
+from pathlib import Path
 
-from hotconf import Config
-
+HERE = Path(__file__).resolve().parent
 HOTCONF = [sys.executable, "-m", "hotconf.cli"]
+UWSGI = str(Path(sys.executable).parent / "uwsgi")
+WORKERS = 4
 
 
 def say(text: str) -> None:
@@ -29,75 +36,121 @@ def say(text: str) -> None:
 def hotconf(*args: str) -> None:
     print("$ hotconf " + " ".join(shlex.quote(a) for a in args), flush=True)
     out = subprocess.run(HOTCONF + list(args), capture_output=True, text=True, timeout=30)
-    sys.stdout.write("  " + (out.stdout or out.stderr).strip() + "\n")
+    print("  " + (out.stdout or out.stderr).strip(), flush=True)
     if out.returncode:
-        raise SystemExit(f"demo: `hotconf {args[0]}` failed with exit code {out.returncode}")
+        raise SystemExit(f"demo: `hotconf {args[0]}` failed (exit code {out.returncode})")
 
 
-def start_server() -> tuple:
-    proc = subprocess.Popen(HOTCONF + ["serve", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()
-    if "listening on " not in line:
-        proc.kill()
-        raise SystemExit(f"demo: the dev server did not start: {line}")
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return proc, line.split("listening on ")[1].split()[0]
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def ask_every_worker(url: str, want: str, timeout: float = 20.0) -> dict:
+    """Concurrent requests that each hold their worker 0.2 s, until all 4 answered `want`."""
+    latest: dict = {}
+    deadline = time.monotonic() + timeout
+    with concurrent.futures.ThreadPoolExecutor(WORKERS * 2) as pool:
+        while time.monotonic() < deadline:
+            for answer in pool.map(lambda _: _try(url + "/?sleep=0.2"), range(WORKERS * 2)):
+                if answer:
+                    latest[answer["pid"]] = answer
+            if len(latest) >= WORKERS and all(a["greeting"] == want for a in latest.values()):
+                return latest
+    raise SystemExit(f"demo: not every worker served {want!r} within {timeout:.0f} s: {latest}")
+
+
+def _try(url: str):
+    try:
+        return get_json(url)
+    except OSError:
+        return None
+
+
+def show(answers: dict) -> None:
+    for pid, a in sorted(answers.items()):
+        print(f"  worker pid {pid:>6} ({a['role']}): greeting = {a['greeting']!r}")
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in its session (workers, mule)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(10)
 
 
 def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="hotconf-demo-"))
     say("1. Start the Apollo-compatible dev server")
-    proc, url = start_server()
-    print(f"hotconf serve (pid {proc.pid}) is listening on {url}")
-    cache_dir = tempfile.mkdtemp(prefix="hotconf-demo-")
+    serve = subprocess.Popen(HOTCONF + ["serve", "--port", "0"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    uwsgi = None
     try:
-        say("2. Publish two namespaces, as you would in the Apollo portal")
-        hotconf("publish", "--server", url, "--app", "demo", "application",
-                "greeting=hello", "timeout=30")
-        db_file = os.path.join(cache_dir, "db.yaml")
-        with open(db_file, "w") as fh:
-            fh.write("db:\n  url: postgresql://db-1/app\n  pool: 5\n")
-        hotconf("publish", "--server", url, "--app", "demo", "db.yaml", "--file", db_file)
+        line = serve.stdout.readline()
+        if "listening on " not in line:
+            raise SystemExit(f"demo: the dev server did not start: {line}")
+        apollo = line.split("listening on ")[1].split()[0]
+        print(f"hotconf serve (pid {serve.pid}) is listening on {apollo}")
 
-        say("3. Read them with hotconf")
-        print(f'cfg = Config(app_id="demo", server="{url}", namespaces=["application", "db.yaml"])')
-        cfg = Config(app_id="demo", server=url, namespaces=["application", "db.yaml"],
-                     cache_dir=cache_dir)
-        print(f'cfg.get("greeting")                      -> {cfg.get("greeting")!r}')
-        print(f'cfg.get_int("timeout")                   -> {cfg.get_int("timeout")!r}')
-        print(f'cfg.get("db.url", namespace="db.yaml")   -> '
-              f'{cfg.get("db.url", namespace="db.yaml")!r}')
-        print(f'cfg.get_int("db.pool", namespace="db.yaml") -> '
-              f'{cfg.get_int("db.pool", namespace="db.yaml")!r}')
+        say("2. Publish a namespace, as you would in the Apollo portal")
+        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=hello")
 
-        say("4. Publish a change; the client hears of it through the long poll")
-        received = threading.Event()
-        seen_at = []
+        say(f"3. Start uWSGI: {WORKERS} prefork workers, no lazy-apps, a hotconf mule")
+        port = free_port()
+        env = {**os.environ, "PORT": str(port), "APOLLO_META": apollo,
+               "APOLLO_CACHE_DIR": str(work / "cache"), "VIRTUAL_ENV": sys.prefix}
+        log_path = work / "uwsgi.log"
+        print(f"$ PORT={port} APOLLO_META={apollo} uwsgi --ini examples/uwsgi/uwsgi.ini "
+              f"  (log: {log_path})")
+        with open(log_path, "wb") as log:
+            uwsgi = subprocess.Popen([UWSGI, "--ini", str(HERE / "uwsgi" / "uwsgi.ini")],
+                                     env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while _try(url + "/") is None:
+            if uwsgi.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("demo: uWSGI did not start:\n" + log_path.read_text()[-3000:])
+            time.sleep(0.2)
 
-        def on_change(event):
-            seen_at.append(time.monotonic())
-            for key, (old, new, kind) in event.changes.items():
-                print(f"  on_change: {event.namespace}:{key} {kind.value} {old!r} -> {new!r}")
-            received.set()
+        say("4. Every worker serves the published value")
+        show(ask_every_worker(url, "hello"))
 
-        cfg.on_change(on_change)
-        time.sleep(0.2)  # let the long poll settle into its hold
-        published_at = time.monotonic()
-        hotconf("publish", "--server", url, "--app", "demo", "application",
-                "greeting=hello, hotconf", "timeout=30")
-        if not received.wait(10):
-            raise SystemExit("demo: the change did not arrive within 10 s")
-        print(f'cfg.get("greeting")                      -> {cfg.get("greeting")!r}')
-        print(f"  seen {1000 * (seen_at[0] - published_at):.0f} ms after `hotconf publish` "
-              f"started (that includes starting the command)")
-        print(f"  the last good config is cached in {cache_dir}/demo+default.json")
-        cfg.stop()
+        say("5. Publish a change; the mule hears it and every worker swaps it in")
+        started = time.monotonic()
+        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=bonjour")
+        answers = ask_every_worker(url, "bonjour")
+        show(answers)
+        print(f"  every worker served it {time.monotonic() - started:.2f} s after the publish "
+              f"command started (including that command and the 0.2 s requests)")
+
+        say("6. One long poll for the whole server, whatever the number of workers")
+        stats = get_json(apollo + "/admin/stats")
+        print(f"  long polls open at the dev server for app 'demo': "
+              f"{stats['long_polls_open_by_app'].get('demo', 0)}  (workers: {len(answers)})")
+        pollers = [ln for ln in log_path.read_text().splitlines() if " polls for " in ln]
+        print(f"  who polls: {pollers[-1].split(' INFO ')[-1] if pollers else '(see the log)'}")
     finally:
-        say("5. Stop everything the demo started")
-        proc.terminate()
-        proc.wait(10)
-        print(f"hotconf serve (pid {proc.pid}) stopped")
-    print("\nDone. `make test` runs the test suite; README.md has the API.")
+        say("7. Stop everything the demo started")
+        if uwsgi is not None:
+            stop(uwsgi, signal.SIGINT)
+            print(f"uWSGI (pid {uwsgi.pid}) stopped")
+        stop(serve)
+        print(f"hotconf serve (pid {serve.pid}) stopped")
+    print("\nDone. examples/uwsgi/README.md runs the same by hand; `make test` runs the tests.")
     return 0
 
 

@@ -102,15 +102,15 @@ class Config:
             if will_fork(facts):
                 return self._load_before_fork()
             engine = self._arm(facts=facts)
-            if self._snapshot is None and engine.role == "reader":
-                # Another process polls but has published nothing yet: give it its first load.
-                s = self.settings
-                engine.wait_ready(s.connect_timeout + s.fetch_timeout + 1.0)
-            if self._snapshot is not None:
-                return self._snapshot
-            if self._prefork is not None:
-                return self._prefork
+        if self._snapshot is None and engine.role == "reader":
+            # Another process polls but has published nothing yet: give it its first load.
+            # (Not under self._lock: the delivery we wait for takes it.)
+            s = self.settings
+            engine.wait_ready(s.connect_timeout + s.fetch_timeout + 1.0)
+        snapshot = self._snapshot or self._prefork
+        if snapshot is None:
             raise self._unavailable()
+        return snapshot
 
     def _load_before_fork(self) -> Snapshot:
         """In a master that forks later: load once, synchronously, and start nothing. The

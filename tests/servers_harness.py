@@ -27,6 +27,8 @@ class ServerProcess:
         self.stop_signal, self.cwd = stop_signal, cwd
         self.proc: Optional[subprocess.Popen] = None
         self.url = f"http://127.0.0.1:{port}"
+        self.first_status: Optional[int] = None  # of the very first request the app answered
+        self.first_latency: Optional[float] = None
 
     def start(self, timeout: float = 40) -> ServerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -38,7 +40,11 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited ({self.proc.returncode}):\n{self.log()}")
             try:
-                if requests.get(self.url + "/", timeout=2).status_code == 200:
+                sent = time.monotonic()
+                status = requests.get(self.url + "/", timeout=15).status_code
+                if self.first_status is None:
+                    self.first_status, self.first_latency = status, time.monotonic() - sent
+                if status == 200:
                     return self
             except requests.RequestException:
                 pass

@@ -12,7 +12,8 @@ from hotconf.integrations.flask import HotConf
 
 logging.basicConfig(level=logging.INFO, format="%(process)d %(levelname)s %(message)s")
 cfg = Config(namespaces=["application"])
-GREETING_AT_IMPORT = cfg.get("greeting")  # read in the master before the fork, as apps do
+# Many apps read settings at import, in the master before the fork; some never do.
+GREETING_AT_IMPORT = cfg.get("greeting") if os.environ.get("READ_AT_IMPORT", "1") == "1" else None
 
 app = Flask(__name__)
 HotConf(app, cfg)

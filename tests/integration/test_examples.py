@@ -1,0 +1,41 @@
+"""The shipped examples, run as a user runs them."""
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hotconf.devserver import DevServer
+from tests.helpers import free_port
+from tests.servers_harness import BIN, ServerProcess, every_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.servers
+
+
+def test_make_demo_script_shows_every_worker_following():
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert text.count("greeting = 'bonjour'") == 4 and text.count("greeting = 'hello'") == 4
+    assert "long polls open at the dev server for app 'demo': 1  (workers: 4)" in text
+    assert "store: uwsgi" in text and "uWSGI (pid" in text and "stopped" in text
+
+
+def test_gunicorn_example_config(tmp_path):
+    with DevServer(port=0, hold_seconds=30) as apollo:
+        apollo.state.publish("demo", "default", "application", {"greeting": "hello"})
+        port = free_port()
+        env = {"APP_ID": "demo", "APOLLO_META": apollo.url,
+               "APOLLO_CACHE_DIR": str(tmp_path / "c")}
+        argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+                "app:app"]
+        with ServerProcess(argv, env, port, tmp_path / "g.log", signal.SIGTERM,
+                           cwd=ROOT / "examples" / "gunicorn") as server:
+            assert server.first_status == 200
+            apollo.state.publish("demo", "default", "application", {"greeting": "bonjour"})
+            every_worker(server.url, 4, want=lambda a: a["greeting"] == "bonjour", concurrency=16)
+            assert apollo.state.stats()["long_polls_open_by_app"] == {"demo": 1}
