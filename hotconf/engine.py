@@ -96,6 +96,10 @@ class Engine:
         poller.load_initial()
         if poller.snapshot is None:
             self.refresh()  # nothing remote yet: serve what the host already has
+        if self._stop.is_set():  # stopped while taking over: hand the role straight back
+            poller.stop()
+            self.lock.release()
+            return
         poller.start()
 
     def _start_reader(self) -> None:
@@ -147,7 +151,7 @@ class Engine:
         rng = random.Random()
         while not self._stop.wait(self._interval * (0.75 + 0.5 * rng.random())):
             try:
-                if self.competes and self.lock.try_acquire():
+                if self.competes and not self._stop.is_set() and self.lock.try_acquire():
                     log.warning("hotconf: process %d takes over polling for %s (the previous "
                                 "poller is gone)", os.getpid(), self.settings.instance_key)
                     self._become_poller()
