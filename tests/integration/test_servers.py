@@ -43,13 +43,19 @@ def long_polls(apollo, app_id):
     return apollo.state.stats()["long_polls_open_by_app"].get(app_id, 0)
 
 
-def assert_one_long_poll(apollo, app_id):
+def assert_one_long_poll(apollo, app_id, handovers=False):
+    """Exactly one long poll for the server. With ``handovers`` (the poller itself may be
+    recycled meanwhile) a sample may fall in the hand-over gap, but never shows two."""
     wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
     samples = []
     for _ in range(8):
         samples.append(long_polls(apollo, app_id))
         time.sleep(0.15)
-    assert samples == [1] * 8, samples
+    if handovers:
+        assert max(samples) == 1, samples
+        wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
+    else:
+        assert samples == [1] * 8, samples
 
 
 def release_reaches_every_worker(apollo, env, url, workers, value):
@@ -138,7 +144,7 @@ def test_uwsgi_recycled_workers_stay_fresh(apollo, app_env, tmp_path):
             answers = release_reaches_every_worker(apollo, app_env, server.url, 2, value)
             seen |= set(answers)
         assert len(seen) > 2, "max-requests should have recycled some workers"
-        assert_one_long_poll(apollo, app_env["APP_ID"])
+        assert_one_long_poll(apollo, app_env["APP_ID"], handovers=True)
 
 
 def test_uwsgi_full_reload_keeps_serving_current_config(apollo, app_env, tmp_path):
