@@ -1,6 +1,7 @@
 """The ``hotconf`` command.
 
-Exit codes: 0 success, 1 the server refused or failed, 2 bad usage, 3 server unreachable.
+Exit codes: 0 success, 1 failed (refused, no cache, reload impossible), 2 bad usage,
+3 config service unreachable, 4 no such key or namespace.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -19,7 +21,7 @@ import requests
 
 from . import __version__
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MISSING = 0, 1, 2, 3, 4
 
 
 class CommandError(Exception):
@@ -130,6 +132,203 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- reading Apollo ---------------------------------------------------------------------------------
+def _settings(args: argparse.Namespace, cache_dir=None):
+    from .errors import SettingsError
+    from .settings import Settings
+
+    try:
+        return Settings.resolve(app_id=args.app, server=args.server,
+                                config_service=args.config_service, cluster=args.cluster,
+                                namespaces=args.namespace or None, label=args.label,
+                                data_center=args.data_center,
+                                cache_dir=cache_dir or args.cache_dir)
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+
+
+def _shown(args: argparse.Namespace, key: str, value: Optional[str]) -> Optional[str]:
+    from .reload import mask
+
+    return value if args.show_secrets else mask(key, value)
+
+
+def _load_snapshot(args: argparse.Namespace):
+    """The namespaces asked for: fetched from the config service, or the local cache."""
+    from .apollo.client import ApolloClient
+    from .cache import LocalCache
+    from .errors import ApolloError, FormatError, NotFoundError, TransportError
+    from .snapshot import NamespaceSnapshot
+
+    settings = _settings(args)
+    if args.offline:
+        cache = LocalCache.for_settings(settings)
+        snapshot = cache.load()
+        if snapshot is None:
+            raise CommandError(f"no usable local cache at {cache.path} (namespaces "
+                               f"{', '.join(settings.namespaces)}): run without --offline, or "
+                               f"pass the same --namespace list as the app")
+        return settings, snapshot.namespaces
+    client = ApolloClient(settings)
+    result = {}
+    try:
+        for name in settings.namespaces:
+            try:
+                config = client.fetch_config(name)
+            except NotFoundError as exc:
+                raise CommandError(str(exc), EXIT_MISSING) from None
+            try:
+                result[name] = NamespaceSnapshot(name, config.configurations, config.release_key)
+            except FormatError as exc:
+                raise CommandError(f"namespace {name!r}: {exc}") from None
+    except TransportError as exc:
+        raise CommandError(f"{exc} (try --offline for the local cache)", EXIT_UNREACHABLE) from None
+    except ApolloError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        client.close()
+    return settings, result
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    args.namespace = [args.namespace_one or "application"]
+    _, namespaces = _load_snapshot(args)
+    ns = namespaces[args.namespace[0]]
+    if args.key not in ns:
+        raise CommandError(f"no key {args.key!r} in namespace {ns.name!r} "
+                           f"(it has {len(ns)} keys: hotconf dump {ns.name})", EXIT_MISSING)
+    value = _shown(args, args.key, ns[args.key])
+    if args.json:
+        print(json.dumps({"namespace": ns.name, "key": args.key, "value": value,
+                          "release_key": ns.release_key}))
+    else:
+        print(value)
+    return EXIT_OK
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    args.namespace = args.namespaces or args.namespace
+    _, namespaces = _load_snapshot(args)
+    if args.json:
+        print(json.dumps({name: {"release_key": ns.release_key, "found": ns.found,
+                                 "values": {k: _shown(args, k, v) for k, v in ns.items()}}
+                          for name, ns in namespaces.items()}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for name, ns in namespaces.items():
+        print(f"# {name}  release {ns.release_key or '(none)'}")
+        for key, value in ns.items():
+            print(f"{key} = {_shown(args, key, value)}")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .config import Config
+    from .errors import HotconfError
+
+    settings = _settings(args)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Its own poller and a scratch cache: watching never joins or disturbs the host's apps.
+    with tempfile.TemporaryDirectory(prefix="hotconf-watch-") as scratch:
+        cfg = Config(app_id=settings.app_id, server=settings.meta_servers or None,
+                     config_service=settings.config_services or None, cluster=settings.cluster,
+                     namespaces=list(settings.namespaces), label=settings.label,
+                     data_center=settings.data_center, cache_dir=scratch, store="memory")
+
+        def show(event) -> None:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            for key, (old, new, kind) in event.changes.items():
+                if args.json:
+                    print(json.dumps({"time": stamp, "namespace": event.namespace, "key": key,
+                                      "type": kind.value, "old": _shown(args, key, old),
+                                      "new": _shown(args, key, new),
+                                      "release_key": event.release_key}), flush=True)
+                else:
+                    print(f"{stamp} {event.namespace}:{key} {kind.value} "
+                          f"{_shown(args, key, old)!r} -> {_shown(args, key, new)!r}", flush=True)
+
+        cfg.on_change(show)
+        try:
+            snapshot = cfg.snapshot()
+        except HotconfError as exc:
+            cfg.stop()
+            raise CommandError(str(exc), EXIT_UNREACHABLE) from None
+        print(f"hotconf watch: app {settings.app_id!r} cluster {settings.cluster!r}, "
+              f"namespaces {', '.join(snapshot.namespaces)}; Ctrl-C to stop", file=sys.stderr,
+              flush=True)
+        stop.wait()
+        cfg.stop()
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .cache import LocalCache
+    from .election import PollerLock
+
+    settings = _settings(args)
+    cache = LocalCache.for_settings(settings)
+    snapshot = cache.load()
+    lock = PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock")
+    poller = lock.holder_pid()
+    others = sorted(p.name for p in settings.cache_dir.glob(f"{settings.app_id}+*.json")
+                    if p != cache.path) if settings.cache_dir.is_dir() else []
+    info = {
+        "app_id": settings.app_id, "cluster": settings.cluster,
+        "namespaces": list(settings.namespaces), "cache_file": str(cache.path),
+        "poller_pid": poller,
+        "snapshot": None if snapshot is None else {
+            "version": snapshot.version, "written_at": snapshot.created_at,
+            "age_seconds": round(time.time() - snapshot.created_at, 1),
+            "release_keys": snapshot.release_keys,
+            "keys": {n: len(ns) for n, ns in snapshot.namespaces.items()},
+        },
+        "other_cache_files": others,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"app {settings.app_id!r} cluster {settings.cluster!r} namespaces "
+              f"{', '.join(settings.namespaces)}")
+        print(f"local cache: {cache.path}")
+        if snapshot is None:
+            print("  (none: nothing has loaded this configuration on this host, or the "
+                  "--namespace list differs from the app's)")
+        else:
+            written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.created_at))
+            print(f"  snapshot v{snapshot.version}, written {written} "
+                  f"({info['snapshot']['age_seconds']:.0f} s ago)")
+            for name, ns in snapshot.namespaces.items():
+                state = f"release {ns.release_key}" if ns.found else "not published"
+                print(f"  {name}: {state}, {len(ns)} keys")
+        print(f"poller: {'process ' + str(poller) if poller else 'none running on this host'}")
+        for name in others:
+            print(f"other snapshot of this app here: {name}")
+    return EXIT_OK if snapshot is not None else EXIT_FAILED
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from .reloaders import ReloadError, signal_pidfile, write_fifo
+
+    try:
+        if args.fifo:
+            write_fifo(args.fifo, b"c" if args.chain else b"r")
+            kind = "chain reload" if args.chain else "graceful reload"
+            print(f"asked the uWSGI master for a {kind} through {args.fifo}")
+        else:
+            if args.chain:
+                raise CommandError("a chain reload goes through the master FIFO: use --fifo PATH "
+                                   "--chain (a pidfile can only ask for a graceful reload)",
+                                   EXIT_USAGE)
+            pid = signal_pidfile(args.pidfile, signal.SIGHUP)
+            print(f"sent SIGHUP (graceful reload) to process {pid} from {args.pidfile}")
+    except ReloadError as exc:
+        raise CommandError(str(exc)) from None
+    return EXIT_OK
+
+
 # -- wiring -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -175,6 +374,68 @@ def build_parser() -> argparse.ArgumentParser:
                      help="gray release for clients with this ip (repeatable, '*' = all)")
     pub.add_argument("--json", action="store_true", help="print the server's answer as JSON")
     pub.set_defaults(func=cmd_publish)
+
+    client = argparse.ArgumentParser(add_help=False)
+    group = client.add_argument_group("which configuration (defaults from the environment)")
+    group.add_argument("--app", default=None, help="app id (default: $APP_ID)")
+    group.add_argument("--server", help="meta server URL(s) (default: $APOLLO_META)")
+    group.add_argument("--config-service", help="config service URL(s), no discovery "
+                                                "(default: $APOLLO_CONFIG_SERVICE)")
+    group.add_argument("--cluster", help="cluster (default: $APOLLO_CLUSTER, $IDC, default)")
+    group.add_argument("--label", help="gray-release label (default: $APOLLO_LABEL)")
+    group.add_argument("--data-center", help="data center (default: $IDC)")
+    group.add_argument("--cache-dir", help="local cache dir (default: $APOLLO_CACHE_DIR)")
+    group.add_argument("--show-secrets", action="store_true",
+                       help="print values of secret-looking keys (masked by default)")
+    group.add_argument("--json", action="store_true", help="machine-readable output")
+    secret_note = ("The access-key secret is read from $APOLLO_ACCESS_KEY_SECRET only (a flag "
+                   "would show in ps and shell history).")
+
+    get = sub.add_parser("get", parents=[client], help="print one value",
+                         description="Print one value, fetched from the config service (or the "
+                                     "local cache with --offline). Exit 4 if there is no such "
+                                     "key. " + secret_note)
+    get.add_argument("key")
+    get.add_argument("-n", "--namespace", dest="namespace_one", metavar="NAMESPACE",
+                     help="namespace (default: application)")
+    get.add_argument("--offline", action="store_true", help="read the local cache instead")
+    get.set_defaults(func=cmd_get, namespace=None)
+
+    dump = sub.add_parser("dump", parents=[client], help="print namespaces",
+                          description="Print every key of the namespaces (default: application). "
+                                      + secret_note)
+    dump.add_argument("namespaces", nargs="*", metavar="NAMESPACE")
+    dump.add_argument("--offline", action="store_true", help="read the local cache instead")
+    dump.set_defaults(func=cmd_dump, namespace=None)
+
+    watch = sub.add_parser("watch", parents=[client], help="print changes as they are released",
+                           description="Long-poll and print each change as it is released, "
+                                       "until Ctrl-C. Uses its own poller: it never takes over "
+                                       "or disturbs the apps on this host. " + secret_note)
+    watch.add_argument("-n", "--namespace", action="append",
+                       help="namespace (repeatable; default: application)")
+    watch.set_defaults(func=cmd_watch)
+
+    status = sub.add_parser("status", parents=[client], help="what this host holds",
+                            description="Show the snapshot this host holds (the local cache "
+                                        "file): its release keys, age, and which process polls. "
+                                        "Pass the app's --namespace list. Exit 1 if there is "
+                                        "none.")
+    status.add_argument("-n", "--namespace", action="append",
+                        help="namespace (repeatable; default: application)")
+    status.set_defaults(func=cmd_status)
+
+    reload = sub.add_parser("reload", help="gracefully reload uWSGI or gunicorn",
+                            description="Ask a server for a graceful reload: SIGHUP to the "
+                                        "process in --pidfile (uWSGI or gunicorn master), or a "
+                                        "command to uWSGI's --fifo (master-fifo): 'r' graceful, "
+                                        "'c' chain with --chain (zero downtime; needs "
+                                        "lazy-apps to load new code or config).")
+    target = reload.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pidfile", help="the server's pidfile")
+    target.add_argument("--fifo", help="uWSGI's master FIFO")
+    reload.add_argument("--chain", action="store_true", help="chain reload (uWSGI, --fifo)")
+    reload.set_defaults(func=cmd_reload)
     return parser
 
 
@@ -188,7 +449,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.pairs = list(args.pairs) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    quiet = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()

@@ -13,13 +13,17 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Callable, Collection, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Collection, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from .changes import ChangeEvent
 from .engine import Engine
 from .errors import ConfigUnavailableError, ConfigValueError, SettingsError, UnknownNamespaceError
 from .listeners import Listener, Listeners
 from .poller import Poller
+from .reload import ReloadPolicy
+from .reload_controller import ReloadController
+from .reloaders import ReloadRequest
+from .reloaders import choose as choose_reloader
 from .runtime import POLLER_CHOICES, ProcessFacts, detect, will_fork
 from .settings import Settings
 from .snapshot import NamespaceSnapshot, Snapshot, diff
@@ -33,6 +37,7 @@ _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
 DEFAULT_NAMESPACE = "application"
 STORES = ("auto", "uwsgi", "file", "memory")
+RELOADS = ("auto", "uwsgi", "gunicorn", "callback", "none")
 
 _live: weakref.WeakSet[Config] = weakref.WeakSet()
 
@@ -64,6 +69,12 @@ class Config:
         cache_dir: Union[str, os.PathLike[str], None] = None,
         store: Optional[str] = None,
         poller: Optional[str] = None,
+        reload_on: Sequence[str] = (),
+        on_reload: Optional[Callable[[ReloadRequest], None]] = None,
+        reload: str = "auto",
+        reload_wait: Tuple[float, float] = (2.0, 10.0),
+        reload_splay: float = 0.0,
+        reload_min_interval: float = 30.0,
         **tuning: float,
     ):
         self.settings = Settings.resolve(
@@ -84,6 +95,17 @@ class Config:
         self._listeners = Listeners()
         self._engine: Optional[Engine] = None
         self._stopped = False
+        try:
+            self.reload_policy = ReloadPolicy(tuple(reload_on), reload_wait[0], reload_wait[1],
+                                              reload_splay, reload_min_interval)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise SettingsError(f"reload settings: {exc}") from None
+        if reload not in RELOADS:
+            raise SettingsError(f"reload={reload!r}: use one of {', '.join(RELOADS)}")
+        if reload == "callback" and on_reload is None:
+            raise SettingsError("reload='callback' needs on_reload=<callable>")
+        self._reload_kind, self._on_reload = reload, on_reload
+        self._reloads: Optional[ReloadController] = None
         _live.add(self)
         _arm_uwsgi_master()
 
@@ -137,6 +159,10 @@ class Config:
             poller_mode = "auto" if as_mule else self.poller_mode
             engine = Engine(self.settings, facts, self.store_kind, poller_mode, self._swap)
             self._engine = engine
+            if self.reload_policy.patterns:
+                self._reloads = ReloadController(
+                    self.reload_policy, choose_reloader(self._reload_kind, facts, self._on_reload),
+                    is_poller=lambda: engine.role == "poller")
             engine.start()
             if engine.poller is not None and engine.poller.last_error is not None:
                 self._last_error = engine.poller.last_error
@@ -146,6 +172,7 @@ class Config:
         """The engine's threads did not survive the fork: forget them; the next read re-arms."""
         self._engine = None
         self._snapshot = None
+        self._reloads = None
         self._lock = threading.RLock()
         self._listeners.after_fork()
 
@@ -188,7 +215,11 @@ class Config:
             if old is not None and snapshot.version <= old.version:
                 return
             self._snapshot = snapshot
-        self._listeners.dispatch(diff(old, snapshot))
+        events = diff(old, snapshot)
+        self._listeners.dispatch(events)
+        reloads = self._reloads
+        if reloads is not None and events:
+            reloads.feed(events)
 
     def start(self) -> Config:
         """Load now instead of at the first read (raises if nothing is available)."""
@@ -202,6 +233,8 @@ class Config:
             engine, self._engine = self._engine, None
         if engine is not None and engine.pid == os.getpid():
             engine.stop()
+        if self._reloads is not None:
+            self._reloads.close()
         self._listeners.close()
 
     close = stop

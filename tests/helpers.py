@@ -12,7 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, List, Optional, Tuple
 
-HOTCONF = [sys.executable, "-m", "hotconf.cli"]
+HOTCONF = [os.path.join(os.path.dirname(sys.executable), "hotconf")]  # the installed command
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
