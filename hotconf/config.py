@@ -200,12 +200,13 @@ class Config:
     def _unavailable(self) -> ConfigUnavailableError:
         reason = str(self._last_error) if self._last_error else "no answer yet"
         cache = self.cache_path
+        cached = (f"the local cache {cache} could not be used (see the log)" if cache.exists()
+                  else f"there is no local cache at {cache}")
         return ConfigUnavailableError(
             f"no configuration for app {self.settings.app_id!r} cluster "
             f"{self.settings.cluster!r}: nothing loaded from the "
-            f"{self.settings.servers_description} ({reason}) and there is no local cache at "
-            f"{cache}. hotconf keeps retrying in the background; a cache is written after the "
-            f"first successful load"
+            f"{self.settings.servers_description} ({reason}) and {cached}. hotconf keeps "
+            f"retrying in the background; a cache is written after the first successful load"
         )
 
     def _swap(self, snapshot: Snapshot) -> None:

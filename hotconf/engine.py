@@ -94,8 +94,10 @@ class Engine:
         poller = Poller(self.settings, self.store, cache=self.cache)
         self.poller = poller
         poller.load_initial()
-        if poller.snapshot is None:
-            self.refresh()  # nothing remote yet: serve what the host already has
+        if not self._ready.is_set():
+            # Nothing delivered: nothing loaded at all, or the store already holds a newer
+            # snapshot than ours (another poller was ahead). Serve what the host has.
+            self.refresh()
         if self._stop.is_set():  # stopped while taking over: hand the role straight back
             poller.stop()
             self.lock.release()

@@ -97,7 +97,13 @@ class Poller:
         the background loop takes over from there.
         """
         self._next_refresh = self._clock() + self.settings.refresh_interval
-        cached = self.cache.load()
+        # Start from the newest snapshot the host has (the shared store may be ahead of the
+        # file), so this poller's versions continue the sequence instead of repeating it.
+        candidates = [self.cache.load()]
+        if not self.store.persistent:
+            candidates.append(self.store.latest())
+        cached = max((c for c in candidates if c is not None), key=lambda c: c.version,
+                     default=None)
         base = cached.namespaces if cached is not None else {}
         loaded: Dict[str, NamespaceSnapshot] = {}
         remote_ok = False

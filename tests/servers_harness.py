@@ -52,11 +52,13 @@ class ServerProcess:
         self.stop()
         raise AssertionError(f"server did not answer within {timeout}s:\n{self.log()}")
 
-    def log(self) -> str:
+    def log(self, tail: Optional[int] = 6000) -> str:
+        """The server's output (by default its end, for assertion messages)."""
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
+            text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+        return text[-tail:] if tail else text
 
     def stop(self) -> None:
         if self.proc is None:
@@ -125,3 +127,23 @@ def pid_alive(pid: int) -> bool:
 def poller_pid(app_id: str, server: str, cache_dir: Path) -> Optional[int]:
     s = Settings.resolve(app_id=app_id, server=server, cache_dir=cache_dir, environ={})
     return PollerLock(cache_dir / f"{s.instance_key}.poller.lock").holder_pid()
+
+
+UWSGI = str(BIN / "uwsgi")
+CACHE2 = "name=hotconf,items=16,blocksize=262144"
+
+
+def uwsgi(port: int, tmp_path: Path, env: Dict[str, str], *extra: str,
+          processes: int = 4) -> ServerProcess:
+    argv = [UWSGI, "--master", "--processes", str(processes), "--http-socket",
+            f"127.0.0.1:{port}", "--module", "flask_app:app", "--pythonpath", str(SERVERS_DIR),
+            "--virtualenv", sys.prefix, "--enable-threads", "--need-app", "--die-on-term",
+            "--disable-logging", *extra]
+    return ServerProcess(argv, env, port, tmp_path / "uwsgi.log")
+
+
+def gunicorn(port: int, tmp_path: Path, env: Dict[str, str], *extra: str,
+             workers: int = 4) -> ServerProcess:
+    argv = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--chdir", str(SERVERS_DIR), *extra, "flask_app:app"]
+    return ServerProcess(argv, env, port, tmp_path / "gunicorn.log", signal.SIGTERM)

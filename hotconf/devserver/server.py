@@ -59,6 +59,13 @@ class _HTTPServer(ThreadingHTTPServer):
             self._open.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client that went away mid-request is routine for a long-poll server
+        super().handle_error(request, client_address)
+
     def drop_connections(self) -> None:
         """Cut every open connection (held long polls included), as a dying server would."""
         with self._open_lock:

@@ -3,40 +3,25 @@ each release, and the host keeps exactly one long poll open whatever the number 
 
 import os
 import signal
-import sys
 import time
 
 import pytest
 
-from hotconf.devserver import DevServer
 from tests.helpers import free_port, wait_until
 from tests.servers_harness import (
     BIN,
+    CACHE2,
     SERVERS_DIR,
     ServerProcess,
     every_worker,
+    gunicorn,
     pid_alive,
     poller_pid,
+    uwsgi,
 )
 
 pytestmark = pytest.mark.servers
 
-UWSGI = str(BIN / "uwsgi")
-CACHE2 = "name=hotconf,items=16,blocksize=262144"
-
-
-@pytest.fixture
-def apollo():
-    with DevServer(port=0, hold_seconds=30) as srv:
-        yield srv
-
-
-@pytest.fixture
-def app_env(request, apollo, tmp_path):
-    app_id = "t" + str(abs(hash(request.node.name)) % 10**8)
-    apollo.state.publish(app_id, "default", "application", {"greeting": "hello"})
-    return {"APP_ID": app_id, "APOLLO_META": apollo.url, "APOLLO_CACHE_DIR": str(tmp_path / "c"),
-            "PYTHONUNBUFFERED": "1"}
 
 
 def long_polls(apollo, app_id):
@@ -61,14 +46,6 @@ def assert_one_long_poll(apollo, app_id, handovers=False):
 def release_reaches_every_worker(apollo, env, url, workers, value):
     apollo.state.publish(env["APP_ID"], "default", "application", {"greeting": value})
     return every_worker(url, workers, want=lambda a: a["greeting"] == value)
-
-
-def uwsgi(port, tmp_path, env, *extra, processes=4):
-    argv = [UWSGI, "--master", "--processes", str(processes), "--http-socket",
-            f"127.0.0.1:{port}", "--module", "flask_app:app", "--pythonpath", str(SERVERS_DIR),
-            "--virtualenv", sys.prefix, "--enable-threads", "--need-app", "--die-on-term",
-            "--disable-logging", *extra]
-    return ServerProcess(argv, env, port, tmp_path / "uwsgi.log")
 
 
 def check_every_worker_follows(apollo, env, server, workers):
@@ -176,12 +153,6 @@ def test_uwsgi_snapshot_larger_than_blocksize_names_the_setting(apollo, app_env,
         log = server.log()
         assert "cache2 = name=hotconf" in log and "holds at most 4096 bytes" in log
         release_reaches_every_worker(apollo, app_env, server.url, 4, "still-works")
-
-
-def gunicorn(port, tmp_path, env, *extra, workers=4):
-    argv = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-            "--chdir", str(SERVERS_DIR), *extra, "flask_app:app"]
-    return ServerProcess(argv, env, port, tmp_path / "gunicorn.log", signal.SIGTERM)
 
 
 def test_gunicorn_preload_with_post_fork_hook(apollo, app_env, tmp_path):

@@ -4,6 +4,7 @@ view. APP_ID, APOLLO_META and APOLLO_CACHE_DIR come from the environment."""
 import logging
 import os
 import time
+import uuid
 
 from flask import Flask, jsonify, request
 
@@ -11,9 +12,22 @@ from hotconf import Config
 from hotconf.integrations.flask import HotConf
 
 logging.basicConfig(level=logging.INFO, format="%(process)d %(levelname)s %(message)s")
-cfg = Config(namespaces=["application"])
+RELOAD_ON = [p for p in os.environ.get("RELOAD_ON", "db.*").split(",") if p]
+cfg = Config(namespaces=["application"], reload_on=RELOAD_ON, reload_wait=(1.0, 4.0),
+             reload_min_interval=2.0)
 # Many apps read settings at import, in the master before the fork; some never do.
 GREETING_AT_IMPORT = cfg.get("greeting") if os.environ.get("READ_AT_IMPORT", "1") == "1" else None
+
+
+
+class Connection:
+    """Stands for a database engine: built once from db.url, rebuilt only by a reload."""
+
+    def __init__(self, url):
+        self.url, self.id = url, uuid.uuid4().hex[:8]
+
+
+connection = Connection(cfg.get("db.url")) if GREETING_AT_IMPORT is not None else None
 
 app = Flask(__name__)
 HotConf(app, cfg)
@@ -24,8 +38,12 @@ cfg.on_change(lambda event: changes.append(event.release_key))
 @app.get("/")
 def index():
     time.sleep(float(request.args.get("sleep", "0")))  # lets a test reach every worker
+    global connection
+    if connection is None:
+        connection = Connection(cfg.get("db.url"))
     return jsonify(pid=os.getpid(), greeting=cfg.get("greeting"), role=cfg.role,
-                   events=len(changes), at_import=GREETING_AT_IMPORT, signal=uwsgi_signal())
+                   events=len(changes), at_import=GREETING_AT_IMPORT, signal=uwsgi_signal(),
+                   db=connection.url, conn=connection.id)
 
 
 def uwsgi_signal():
