@@ -5,7 +5,10 @@
 3. start uWSGI with 4 prefork workers and a hotconf mule (examples/uwsgi/uwsgi.ini);
 4. ask every worker what it serves;
 5. publish a change and wait until every worker serves it;
-6. show that the whole server holds one long poll, then stop everything the demo started.
+6. show that the whole server holds one long poll;
+7. change db.url, which the app's connection is built from: the mule reloads uWSGI once,
+   gracefully, and every worker comes back with a new connection;
+8. stop everything the demo started.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def get_json(url: str, timeout: float = 5.0):
         return json.loads(resp.read())
 
 
-def ask_every_worker(url: str, want: str, timeout: float = 20.0) -> dict:
+def ask_every_worker(url: str, want: str, timeout: float = 20.0, field: str = "greeting") -> dict:
     """Concurrent requests that each hold their worker 0.2 s, until all 4 answered `want`."""
     latest: dict = {}
     deadline = time.monotonic() + timeout
@@ -61,7 +64,8 @@ def ask_every_worker(url: str, want: str, timeout: float = 20.0) -> dict:
             for answer in pool.map(lambda _: _try(url + "/?sleep=0.2"), range(WORKERS * 2)):
                 if answer:
                     latest[answer["pid"]] = answer
-            if len(latest) >= WORKERS and all(a["greeting"] == want for a in latest.values()):
+            latest = {pid: a for pid, a in latest.items() if a[field] == want} or latest
+            if len(latest) >= WORKERS and all(a[field] == want for a in latest.values()):
                 return latest
     raise SystemExit(f"demo: not every worker served {want!r} within {timeout:.0f} s: {latest}")
 
@@ -75,7 +79,8 @@ def _try(url: str):
 
 def show(answers: dict) -> None:
     for pid, a in sorted(answers.items()):
-        print(f"  worker pid {pid:>6} ({a['role']}): greeting = {a['greeting']!r}")
+        print(f"  worker pid {pid:>6} ({a['role']}): greeting = {a['greeting']!r}, "
+              f"connection {a['connection']} to {a['db_url']}")
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -98,6 +103,7 @@ def main() -> int:
     serve = subprocess.Popen(HOTCONF + ["serve", "--port", "0"], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     uwsgi = None
+    port = 0
     try:
         line = serve.stdout.readline()
         if "listening on " not in line:
@@ -106,7 +112,8 @@ def main() -> int:
         print(f"hotconf serve (pid {serve.pid}) is listening on {apollo}")
 
         say("2. Publish a namespace, as you would in the Apollo portal")
-        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=hello")
+        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=hello",
+                "db.url=postgresql://db-1/app")
 
         say(f"3. Start uWSGI: {WORKERS} prefork workers, no lazy-apps, a hotconf mule")
         port = free_port()
@@ -131,7 +138,8 @@ def main() -> int:
 
         say("5. Publish a change; the mule hears it and every worker swaps it in")
         started = time.monotonic()
-        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=bonjour")
+        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=bonjour",
+                "db.url=postgresql://db-1/app")
         answers = ask_every_worker(url, "bonjour")
         show(answers)
         print(f"  every worker served it {time.monotonic() - started:.2f} s after the publish "
@@ -143,10 +151,27 @@ def main() -> int:
               f"{stats['long_polls_open_by_app'].get('demo', 0)}  (workers: {len(answers)})")
         pollers = [ln for ln in log_path.read_text().splitlines() if " polls for " in ln]
         print(f"  who polls: {pollers[-1].split(' INFO ')[-1] if pollers else '(see the log)'}")
+
+        say("7. Change db.url: connections are built from it, so the server must reload")
+        started = time.monotonic()
+        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=bonjour",
+                "db.url=postgresql://db-2/app")
+        answers = ask_every_worker(url, "postgresql://db-2/app", timeout=40, field="db_url")
+        show(answers)
+        reloads = [ln.split(" WARNING ")[-1] for ln in log_path.read_text().splitlines()
+                   if "reload because" in ln]
+        print(f"  {reloads[-1] if reloads else '(no reload logged?)'}")
+        print(f"  every worker has a new connection {time.monotonic() - started:.1f} s after the "
+              f"publish (2 s settle window + the graceful reload)")
+        print("$ hotconf status")
+        status = subprocess.run(HOTCONF + ["status"], capture_output=True, text=True, timeout=30,
+                                env={**env, "APP_ID": "demo"})
+        print("  " + status.stdout.strip().replace("\n", "\n  "))
     finally:
-        say("7. Stop everything the demo started")
+        say("8. Stop everything the demo started")
         if uwsgi is not None:
             stop(uwsgi, signal.SIGINT)
+            Path(f"/tmp/hotconf-uwsgi-{port}.fifo").unlink(missing_ok=True)
             print(f"uWSGI (pid {uwsgi.pid}) stopped")
         stop(serve)
         print(f"hotconf serve (pid {serve.pid}) stopped")

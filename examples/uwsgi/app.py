@@ -7,6 +7,7 @@ APP_ID, APOLLO_META (or APOLLO_CONFIG_SERVICE) and APOLLO_CACHE_DIR come from th
 import logging
 import os
 import time
+import uuid
 
 from flask import Flask, jsonify, request
 
@@ -15,7 +16,21 @@ from hotconf.integrations.flask import HotConf
 
 logging.basicConfig(level=logging.INFO, format="%(process)d %(levelname)s %(message)s")
 
-cfg = Config(namespaces=["application"])
+# db.* is baked into the connection below: when a release changes it, hotconf reloads uWSGI
+# (once, gracefully, from the mule) so every worker is rebuilt with the new value.
+cfg = Config(namespaces=["application"], reload_on=["db.*"])
+
+
+class Database:
+    """Stands for a connection pool (a SQLAlchemy engine, a redis.Redis): built once, at import,
+    from db.url, and rebuilt only when the server reloads."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.id = uuid.uuid4().hex[:6]
+
+
+db = Database(cfg.get("db.url", "sqlite:///:memory:"))
 
 app = Flask(__name__)
 HotConf(app, cfg)  # a cheap freshness check at the start of each request
@@ -25,4 +40,5 @@ HotConf(app, cfg)  # a cheap freshness check at the start of each request
 def index():
     # ?sleep=0.2 keeps this worker busy a moment, so concurrent requests reach every worker
     time.sleep(min(float(request.args.get("sleep", "0")), 1.0))
-    return jsonify(pid=os.getpid(), greeting=cfg.get("greeting", "(not set)"), role=cfg.role)
+    return jsonify(pid=os.getpid(), greeting=cfg.get("greeting", "(not set)"), role=cfg.role,
+                   db_url=db.url, connection=db.id)

@@ -20,9 +20,12 @@ def test_make_demo_script_shows_every_worker_following():
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
-    assert text.count("greeting = 'bonjour'") == 4 and text.count("greeting = 'hello'") == 4
+    assert text.count("greeting = 'hello'") == 4 and text.count("greeting = 'bonjour'") == 8
     assert "long polls open at the dev server for app 'demo': 1  (workers: 4)" in text
     assert "store: uwsgi" in text and "uWSGI (pid" in text and "stopped" in text
+    assert text.count("to postgresql://db-2/app") == 4  # every worker rebuilt its connection
+    assert "graceful uWSGI reload because application:db.url" in text
+    assert "poller: process" in text  # hotconf status
 
 
 def test_gunicorn_example_config(tmp_path):
