@@ -90,6 +90,7 @@ class Config:
             raise SettingsError(
                 f"poller={self.poller_mode!r}: use one of {', '.join(POLLER_CHOICES)}")
         self._snapshot: Optional[Snapshot] = None  # set only where hotconf is armed (see _load)
+        self._getters: Optional[dict] = None  # namespace -> bound dict.get of _snapshot's values
         self._prefork: Optional[Snapshot] = None
         self._lock = threading.RLock()
         self._listeners = Listeners()
@@ -172,6 +173,7 @@ class Config:
         """The engine's threads did not survive the fork: forget them; the next read re-arms."""
         self._engine = None
         self._snapshot = None
+        self._getters = None
         self._reloads = None
         self._lock = threading.RLock()
         self._listeners.after_fork()
@@ -216,6 +218,7 @@ class Config:
             if old is not None and snapshot.version <= old.version:
                 return
             self._snapshot = snapshot
+            self._getters = {name: ns.getter() for name, ns in snapshot.namespaces.items()}
         events = diff(old, snapshot)
         self._listeners.dispatch(events)
         reloads = self._reloads
@@ -249,6 +252,14 @@ class Config:
     # -- reading ---------------------------------------------------------------------------------------
     def get(self, key: str, default: Any = None, namespace: str = DEFAULT_NAMESPACE) -> Any:
         """The value of ``key`` as a string, or ``default`` if the namespace has no such key."""
+        # The hot path: one dict lookup for the namespace's bound dict.get. Before the first
+        # load (and in a master that will fork) _getters is None: the slow path arms.
+        try:
+            return self._getters[namespace](key, default)  # type: ignore[index]
+        except (KeyError, TypeError):
+            return self._get_slow(key, default, namespace)
+
+    def _get_slow(self, key: str, default: Any, namespace: str) -> Any:
         snapshot = self._snapshot or self._load()
         try:
             ns = snapshot.namespaces[namespace]

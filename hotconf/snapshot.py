@@ -75,6 +75,10 @@ class NamespaceSnapshot(Mapping[str, str]):
     def __contains__(self, key: object) -> bool:
         return key in self._values
 
+    def getter(self):
+        """The bound ``get`` of the values: what Config's hot path calls."""
+        return self._values.get
+
     @property
     def values_map(self) -> Mapping[str, str]:
         return MappingProxyType(self._values)
