@@ -36,8 +36,9 @@ class LocalCache:
     def for_settings(cls, settings) -> LocalCache:
         return cls(settings.cache_dir, settings.app_id, settings.cluster, settings.instance_key)
 
-    def load(self) -> Optional[Snapshot]:
-        """The cached snapshot, or None (missing, unreadable, corrupt, or another app's)."""
+    def load(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
+        """The cached snapshot, or None (missing, unreadable, corrupt, or another app's).
+        Namespaces unchanged from ``previous`` are reused rather than parsed again."""
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
@@ -51,7 +52,8 @@ class LocalCache:
                 raw = fh.read(MAX_CACHE_BYTES + 1)
             if len(raw) > MAX_CACHE_BYTES:
                 raise ProtocolError("file is larger than any snapshot hotconf writes")
-            snapshot = Snapshot.from_dict(json.loads(raw.decode("utf-8")), source="cache")
+            snapshot = Snapshot.from_dict(json.loads(raw.decode("utf-8")), source="cache",
+                                          previous=previous)
         except (OSError, ValueError, ProtocolError, RecursionError) as exc:
             log.warning("hotconf: the local cache %s is corrupt or unreadable (%s); ignoring it. "
                         "It is rewritten after the next successful load", self.path, exc)

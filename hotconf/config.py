@@ -158,7 +158,8 @@ class Config:
                 return engine
             facts = facts or detect()
             poller_mode = "auto" if as_mule else self.poller_mode
-            engine = Engine(self.settings, facts, self.store_kind, poller_mode, self._swap)
+            engine = Engine(self.settings, facts, self.store_kind, poller_mode, self._swap,
+                            held=lambda: self._snapshot)
             self._engine = engine
             if self.reload_policy.patterns:
                 self._reloads = ReloadController(

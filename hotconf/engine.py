@@ -46,7 +46,8 @@ def make_store(kind: str, settings: Settings, facts: ProcessFacts, cache: LocalC
 
 class Engine:
     def __init__(self, settings: Settings, facts: ProcessFacts, store: str, poller: str,
-                 deliver: Callable[[Snapshot], None], standby_interval: float = STANDBY_INTERVAL):
+                 deliver: Callable[[Snapshot], None], standby_interval: float = STANDBY_INTERVAL,
+                 held: Callable[[], Optional[Snapshot]] = lambda: None):
         self.pid = os.getpid()
         self.settings, self.facts = settings, facts
         self.cache = LocalCache.for_settings(settings)
@@ -56,6 +57,7 @@ class Engine:
         self.lock = PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock")
         self.poller: Optional[Poller] = None
         self._deliver_to = deliver
+        self._held = held  # the snapshot this process holds: unchanged namespaces are reused
         self._interval = standby_interval
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -133,9 +135,10 @@ class Engine:
         if self._stop.is_set():
             return
         self._token = self.store.token()
-        candidates = [self.store.latest()]
+        held = self._held()
+        candidates = [self.store.latest(held)]
         if not self.store.persistent:
-            candidates.append(self.cache.load())
+            candidates.append(self.cache.load(held))
         newest = max((s for s in candidates if s is not None), key=lambda s: s.version,
                      default=None)
         if newest is not None:

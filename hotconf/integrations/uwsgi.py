@@ -169,12 +169,13 @@ class UwsgiCacheStore(BaseStore):
         notify_workers()
         return True
 
-    def latest(self) -> Optional[Snapshot]:
+    def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         data = uwsgi.cache_get(self.key, self.cache_name)
         if data is None:
             return None  # empty after a full reload: readers fall back to the cache file
         try:
-            return Snapshot.from_dict(json.loads(data.decode("utf-8")), source="store")
+            return Snapshot.from_dict(json.loads(data.decode("utf-8")), source="store",
+                                      previous=previous)
         except Exception as exc:  # noqa: BLE001
             log.warning("hotconf: unreadable snapshot in uWSGI cache '%s' (%s)", self.cache_name, exc)
             return None

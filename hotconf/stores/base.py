@@ -44,7 +44,8 @@ class BaseStore:
     def publish(self, snapshot: Snapshot) -> bool:
         raise NotImplementedError
 
-    def latest(self) -> Optional[Snapshot]:
+    def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
+        """The newest snapshot; namespaces unchanged from ``previous`` may be reused."""
         raise NotImplementedError
 
     def token(self) -> Any:

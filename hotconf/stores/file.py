@@ -65,8 +65,8 @@ class FileStore(BaseStore):
         self._notify_local(snapshot)
         return True
 
-    def latest(self) -> Optional[Snapshot]:
-        return self.cache.load()
+    def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
+        return self.cache.load(previous)
 
     def token(self) -> Any:
         try:

@@ -26,7 +26,7 @@ class MemoryStore(BaseStore):
         self._notify_local(snapshot)
         return True
 
-    def latest(self) -> Optional[Snapshot]:
+    def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         return self._snapshot
 
     def token(self) -> Any:

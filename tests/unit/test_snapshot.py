@@ -94,3 +94,13 @@ def test_applying_the_diff_to_old_gives_new(old, new):
 @given(values)
 def test_no_changes_against_itself(v):
     assert diff_values(v, dict(v)) == {}
+
+
+def test_decoding_reuses_namespaces_whose_release_did_not_change():
+    a = Snapshot("a", "default", {"db.yaml": ns("db.yaml", {"content": "a: 1\n"}, "r1"),
+                                  "app": ns("app", {"k": "v"}, "r1")})
+    b = a.replace({"app": ns("app", {"k": "w"}, "r2")})
+    decoded = Snapshot.from_dict(b.to_dict(), previous=a)
+    assert decoded.namespaces["db.yaml"] is a.namespaces["db.yaml"]  # not parsed again
+    assert decoded.namespaces["app"] is not a.namespaces["app"]
+    assert decoded.namespaces["app"]["k"] == "w"
