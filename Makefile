@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: venv demo test lint unit clean
+.PHONY: venv demo test lint unit bench clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

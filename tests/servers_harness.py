@@ -147,3 +147,37 @@ def gunicorn(port: int, tmp_path: Path, env: Dict[str, str], *extra: str,
     argv = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
             "--chdir", str(SERVERS_DIR), *extra, "flask_app:app"]
     return ServerProcess(argv, env, port, tmp_path / "gunicorn.log", signal.SIGTERM)
+
+
+def session_pids(leader: int) -> List[int]:
+    """Every process of a server started in its own session (master, workers, mules)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == leader:  # the session id
+                pids.append(int(entry))
+    return pids
+
+
+def cpu_seconds(pids: List[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(server: ServerProcess, seconds: float = 2.0) -> float:
+    """CPU seconds the whole server uses while nobody talks to it."""
+    pids = session_pids(server.proc.pid)
+    before = cpu_seconds(pids)
+    time.sleep(seconds)
+    return cpu_seconds(pids) - before

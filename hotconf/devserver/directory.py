@@ -94,8 +94,8 @@ class DirectoryPublisher(FileSystemEventHandler):
 
     # watchdog callbacks: settle a burst of events on one file into one publish
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
-            return
+        if event.is_directory or event.event_type in ("opened", "closed_no_write"):
+            return  # our own reads of the file raise these
         for raw in {getattr(event, "src_path", None), getattr(event, "dest_path", None)}:
             if raw:
                 self._schedule(Path(raw.decode() if isinstance(raw, bytes) else raw))

@@ -16,6 +16,7 @@ from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple
 from ..formats import CONTENT_KEY, format_of
 
 DEFAULT_CLUSTER = "default"
+ABANDON_CHECK_SECONDS = 0.1
 
 
 def strip_properties(name: str) -> str:
@@ -215,7 +216,9 @@ class DevState:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or abandoned():
                     return None
-                self._cond.wait(min(remaining, 0.5))
+                # Wake up now and then to notice a client that went away, so the open-poll
+                # counter drops within 0.1 s of its death (a standby takes over after >= 0.75 s).
+                self._cond.wait(min(remaining, ABANDON_CHECK_SECONDS))
 
     # -- counters ----------------------------------------------------------------------------------
     def count(self, endpoint: str, app_id: Optional[str]) -> None:

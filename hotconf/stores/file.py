@@ -23,11 +23,19 @@ from .base import BaseStore
 log = logging.getLogger("hotconf")
 
 
+# Only events that can mean new content. Readers' own opens and reads of the file raise
+# "opened" / "closed_no_write" events too: reacting to those makes every reader re-read the
+# file because another one did, forever.
+_CONTENT_EVENTS = frozenset({"created", "modified", "moved", "closed"})
+
+
 class _Watch(FileSystemEventHandler):
     def __init__(self, path: str, callback: Callable[[], None]):
         self.path, self.callback = path, callback
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _CONTENT_EVENTS:
+            return
         for raw in (getattr(event, "dest_path", None), event.src_path):
             if raw and os.fsdecode(raw) == self.path:
                 try:

@@ -15,6 +15,7 @@ from tests.servers_harness import (
     ServerProcess,
     every_worker,
     gunicorn,
+    idle_cpu,
     pid_alive,
     poller_pid,
     uwsgi,
@@ -48,6 +49,13 @@ def release_reaches_every_worker(apollo, env, url, workers, value):
     return every_worker(url, workers, want=lambda a: a["greeting"] == value)
 
 
+def assert_idle_is_quiet(server):
+    """Idle, the whole server (pollers, readers, watchers) must not spin: 2 s, generous bound."""
+    time.sleep(0.5)
+    used = idle_cpu(server, 2.0)
+    assert used < 0.3, f"the idle server used {used:.2f} CPU seconds in 2 s"
+
+
 def check_every_worker_follows(apollo, env, server, workers):
     answers = every_worker(server.url, workers, want=lambda a: a["greeting"] == "hello")
     expected_at_import = "hello" if env.get("READ_AT_IMPORT", "1") == "1" else None
@@ -56,6 +64,7 @@ def check_every_worker_follows(apollo, env, server, workers):
     for value in ("second", "third"):
         answers = release_reaches_every_worker(apollo, env, server.url, workers, value)
     assert_one_long_poll(apollo, env["APP_ID"])
+    assert_idle_is_quiet(server)
     return answers
 
 

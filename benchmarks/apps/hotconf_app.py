@@ -1,0 +1,32 @@
+"""hotconf under uWSGI, as a user writes it: a module-level Config read in the views."""
+
+import json
+import os
+import tempfile
+
+from common import KEY, read_costs, record_swap
+from flask import Flask, jsonify, request
+
+from hotconf import Config
+
+NAMESPACES = os.environ.get("BENCH_NAMESPACES", "application").split(",")
+RELOAD_ON = [p for p in os.environ.get("BENCH_RELOAD_ON", "").split(",") if p]
+cfg = Config(namespaces=NAMESPACES, reload_on=RELOAD_ON, reload_wait=(0.5, 2.0))
+cfg.on_change(lambda event: record_swap(event.release_key))
+
+app = Flask(__name__)
+_flat_file = os.path.join(tempfile.gettempdir(), f"hotconf-bench-flat-{os.getpid()}.json")
+
+
+@app.get("/")
+def index():
+    return jsonify(pid=os.getpid(), value=cfg.get(KEY, namespace=NAMESPACES[0]))
+
+
+@app.get("/bench/read")
+def bench_read():
+    n = int(request.args.get("n", "100000"))
+    if not os.path.exists(_flat_file):
+        with open(_flat_file, "w") as fh:  # what the file-read workaround reads per call
+            json.dump(dict(cfg.namespace(NAMESPACES[0])), fh)
+    return jsonify(read_costs(lambda: cfg.get(KEY, namespace=NAMESPACES[0]), n, _flat_file))

@@ -1,0 +1,61 @@
+"""The file store's watch: readers hear about new snapshots, and not about each other's reads."""
+
+import threading
+import time
+
+from hotconf.cache import LocalCache
+from hotconf.snapshot import NamespaceSnapshot, Snapshot
+from hotconf.stores import FileStore
+from tests.helpers import wait_until
+
+
+def snapshot(version, value):
+    return Snapshot("a", "default", {"application": NamespaceSnapshot("application", {"k": value},
+                                                                      f"r{version}")}, version)
+
+
+def test_watch_fires_on_publish_but_not_on_reads(tmp_path):
+    cache = LocalCache(tmp_path, "a", "default", "a+default+x")
+    writer, reader = FileStore(cache), FileStore(LocalCache(tmp_path, "a", "default", "a+default+x"))
+    writer.publish(snapshot(1, "v1"))
+    calls = []
+    reader.watch(lambda: calls.append(time.monotonic()))
+    try:
+        time.sleep(0.2)
+        for _ in range(20):  # what readers do when told: read the file
+            assert reader.latest().version == 1
+        time.sleep(0.5)
+        assert calls == [], "reading the file must not look like a change"
+        writer.publish(snapshot(2, "v2"))
+        wait_until(lambda: calls, timeout=5, message="the watch to fire")
+        assert reader.latest().namespaces["application"]["k"] == "v2"
+    finally:
+        reader.close()
+
+
+def test_versions_only_move_forward(tmp_path):
+    store = FileStore(LocalCache(tmp_path, "a", "default", "a+default+x"))
+    assert store.publish(snapshot(5, "new"))
+    assert not store.publish(snapshot(4, "old"))
+    assert not store.publish(snapshot(5, "same version"))
+    assert store.latest().namespaces["application"]["k"] == "new"
+
+
+def test_concurrent_publishers_never_tear_or_regress(tmp_path):
+    stores = [FileStore(LocalCache(tmp_path, "a", "default", "a+default+x")) for _ in range(4)]
+    errors = []
+
+    def publish_many(store, offset):
+        for v in range(offset, 200, 4):
+            store.publish(snapshot(v + 1, f"v{v + 1}"))
+            latest = store.latest()
+            if latest is None:
+                errors.append("torn or missing file")
+
+    threads = [threading.Thread(target=publish_many, args=(s, i)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert stores[0].latest().version == 200
