@@ -150,9 +150,11 @@ def read_cost(b: Bench) -> dict:
         getter = {"hotconf": "a.cfg.get('k')",
                   "acc": "a.cm.get_value('k', None, 'application')",
                   "pys": "a.client.get_value('k', None, namespace='application')"}[client]
-        script = (f"import json, sys; sys.path.insert(0, {str(APPS)!r}); "
+        # os._exit: pyapollos' poller is a non-daemon thread that would keep the process alive
+        script = (f"import json, os, sys; sys.path.insert(0, {str(APPS)!r}); "
                   f"import {client}_app as a, common; "
-                  f"print(json.dumps(common.read_costs(lambda: {getter}, {n})))")
+                  f"print(json.dumps(common.read_costs(lambda: {getter}, {n})), flush=True); "
+                  f"os._exit(0)")
         env = {**os.environ, "APP_ID": app_id, "APOLLO_META": b.apollo.url,
                "APOLLO_CONFIG": b.apollo.url, "APOLLO_CACHE_DIR": str(b.work / f"plain-{app_id}"),
                "PEER_CACHE": str(b.work / f"plain-peer-{app_id}")}
@@ -232,7 +234,7 @@ def propagation(b: Bench) -> dict:
                 if client != "hotconf" and workers != counts[0]:
                     continue
                 app_id = b.new_app()
-                server = b.uwsgi(client, app_id, workers)
+                server = b.uwsgi(client, app_id, workers, env={"BENCH_DETECT": "1"})
                 load = LightLoad(server.url) if loaded else None
                 try:
                     time.sleep(0.5)
@@ -255,7 +257,7 @@ def connections(b: Bench) -> dict:
     for client in ["hotconf"] + (list(PEERS) if b.peers else []):
         for workers in counts:
             app_id = b.new_app()
-            server = b.uwsgi(client, app_id, workers)
+            server = b.uwsgi(client, app_id, workers, env={"BENCH_DETECT": "1"})
             try:
                 time.sleep(1.0)
                 polls = b.apollo.state.stats()["long_polls_open_by_app"].get(app_id, 0)
@@ -557,7 +559,15 @@ def main() -> int:
     parser.add_argument("--no-peers", action="store_true", help="hotconf only")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     parser.add_argument("--only", nargs="*", help="run only these measurements")
+    parser.add_argument("--report", action="store_true",
+                        help="only print the table (and write the .md) from --out's figures")
     args = parser.parse_args()
+    if args.report:
+        results = json.loads(Path(args.out).read_text())
+        write_report(results, Path(args.out))
+        return 0
+    # SIGTERM unwinds like Ctrl-C, so every server started so far is stopped by its finally
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("benchmark stopped by SIGTERM"))
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="hotconf-bench-"))
     bench = Bench(args.quick, not args.no_peers, work)
@@ -577,10 +587,19 @@ def main() -> int:
     results["seconds"] = round(time.monotonic() - started)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print("\nmeasure | who | figure | detail")
-    print(table(results))
-    print(f"\n{results['machine']}; {results['seconds']} s; figures in {args.out}")
+    write_report(results, Path(args.out))
     return 0
+
+
+def write_report(results: dict, out: Path) -> None:
+    rows = table(results)
+    markdown = (f"Measured {results['date']} on {results['machine']} ({results['seconds']} s)."
+                "\n\n| measure | who | figure | detail |\n|---|---|---|---|\n"
+                + "".join(f"| {row} |\n" for row in rows.splitlines()))
+    out.with_suffix(".md").write_text(markdown)
+    print("\nmeasure | who | figure | detail")
+    print(rows)
+    print(f"\n{results['machine']}; {results['seconds']} s; figures in {out}")
 
 
 if __name__ == "__main__":
