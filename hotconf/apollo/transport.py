@@ -84,15 +84,25 @@ class HttpTransport:
         declared = resp.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise ProtocolError(f"{url}: body of {declared} bytes is over the limit")
+        # read1 returns as soon as any bytes arrived, so the total deadline holds even against a
+        # server that trickles one byte at a time (the read timeout is per socket read only).
+        raw = resp.raw
+        read1 = getattr(raw, "read1", None)
         chunks, size = [], 0
-        for chunk in resp.iter_content(65536):
+        while True:
+            if time.monotonic() > deadline:
+                raise TransportError(f"{url}: the answer took too long to arrive (a server or "
+                                     f"proxy sending it a byte at a time?)")
+            if read1 is not None:
+                chunk = read1(65536, decode_content=True)
+            else:  # urllib3 1.x: small reads keep the deadline checks close together
+                chunk = raw.read(1024, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise ProtocolError(f"{url}: body is over the limit of {self.max_body_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise TransportError(f"{url}: the body took too long to arrive")
             chunks.append(chunk)
-        return b"".join(chunks)
 
     def close(self) -> None:
         if self._session is not None and self._pid == os.getpid():

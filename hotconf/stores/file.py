@@ -59,19 +59,26 @@ class FileStore(BaseStore):
     def publish(self, snapshot: Snapshot) -> bool:
         lock_path = self.path.with_name(self.path.name + ".wlock")
         with self._write_lock:
-            self.cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                self.cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                log.warning("hotconf: cannot write to %s (%s); serving from memory",
+                            self.cache.dir, exc.strerror or exc)
+                self._notify_local(snapshot)
+                return False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # compare-and-swap across processes
                 current = self.cache.load()
                 if current is not None and snapshot.version <= current.version:
                     return False
-                if not self.cache.save(snapshot):
-                    return False
+                written = self.cache.save(snapshot)
             finally:
                 os.close(fd)
+        # Even when the disk refused the write (full, read-only), this process serves the new
+        # snapshot from memory; the other processes get it once the disk accepts a write again.
         self._notify_local(snapshot)
-        return True
+        return written
 
     def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         return self.cache.load(previous)
