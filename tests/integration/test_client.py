@@ -493,3 +493,30 @@ def test_namespace_spelled_with_properties_suffix(devserver, make_config):
     assert cfg.get("k", namespace="application.properties") == "1"
     publish(devserver, values={"k": "2"})  # the notification comes back as "application"
     wait_until(lambda: cfg.get("k", namespace="application.properties") == "2")
+
+
+def test_a_blocking_listener_delays_no_read_and_no_release(devserver, make_config):
+    publish(devserver, values={"k": "1"})
+    cfg = make_config()
+    cfg.get("k")
+    release = threading.Event()
+    calls = []
+
+    def slow(event):
+        calls.append(event.changes["k"].new)
+        release.wait(10)  # blocks its dispatcher thread, nothing else
+
+    def reentrant(event):
+        # calling back into cfg from a listener: reads, (un)registering listeners
+        cfg.get("k")
+        cfg.on_change(print, keys=["never"])
+        cfg.remove_listener(print)
+
+    cfg.on_change(slow)
+    cfg.on_change(reentrant)
+    publish(devserver, values={"k": "2"})
+    wait_until(lambda: calls == ["2"])
+    publish(devserver, values={"k": "3"})
+    wait_until(lambda: cfg.get("k") == "3", timeout=5, message="reads to move on")
+    release.set()
+    wait_until(lambda: calls == ["2", "3"], timeout=5, message="the queued event")
