@@ -273,13 +273,32 @@ class Poller:
         if persist and not self.store.persistent:
             self.cache.save(snapshot)
         try:
-            self.store.publish(snapshot)
+            if not self.store.publish(snapshot):
+                self._overtake(snapshot)
         except HotconfError as exc:  # e.g. a snapshot larger than the uWSGI cache's blocksize
             if str(exc) != self._store_error:
                 log.error("%s", exc)
             self._store_error = str(exc)
         else:
             self._store_error = None
+
+    def _overtake(self, snapshot: Snapshot) -> None:
+        """The store refused our snapshot as not newer. If it holds other releases (a second
+        poller that was ahead in version numbers, e.g. after a partition of the lock), continue
+        from its version, so fresh releases are not refused forever. Versions still only move
+        forward, and a snapshot with the same releases is never re-published."""
+        theirs = self.store.latest()
+        if theirs is None or theirs.version < snapshot.version:
+            return  # the write failed (disk full...): nothing to overtake
+        if theirs.release_keys == snapshot.release_keys:
+            return
+        ahead = Snapshot(snapshot.app_id, snapshot.cluster, snapshot.namespaces,
+                         version=theirs.version + 1, source=snapshot.source)
+        log.warning("hotconf: another process published snapshot v%d with other releases; "
+                    "publishing ours as v%d (two pollers? check the lock dir is shared)",
+                    theirs.version, ahead.version)
+        self._snapshot = ahead
+        self.store.publish(ahead)
 
     # -- errors and waiting -------------------------------------------------------------------------
     def _failed(self, exc: ApolloError, doing: str) -> None:

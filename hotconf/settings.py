@@ -40,6 +40,18 @@ def _split_urls(value: URLs) -> Tuple[str, ...]:
     return urls
 
 
+def private_dir(path: Path) -> Path:
+    """Cache files never sit in a world-writable directory (another user could plant or read
+    files there): for one such as /tmp, a per-user 0700 subdirectory is used instead."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return path  # created later by hotconf itself, 0700
+    if mode & 0o002:
+        return path / f"hotconf-{os.getuid()}"
+    return path
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "hotconf"
@@ -157,6 +169,6 @@ class Settings:
             label=pick(label, ENV_LABEL),
             ip=ip or None,
             data_center=idc,
-            cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
+            cache_dir=private_dir(Path(cache).expanduser() if cache else default_cache_dir()),
             **{k: float(v) for k, v in tuning.items()},
         )

@@ -61,7 +61,8 @@ class FileStore(BaseStore):
         with self._write_lock:
             try:
                 self.cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                             | getattr(os, "O_NOFOLLOW", 0), 0o600)
             except OSError as exc:
                 log.warning("hotconf: cannot write to %s (%s); serving from memory",
                             self.cache.dir, exc.strerror or exc)

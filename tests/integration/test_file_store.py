@@ -59,3 +59,36 @@ def test_concurrent_publishers_never_tear_or_regress(tmp_path):
         t.join(30)
     assert errors == []
     assert stores[0].latest().version == 200
+
+
+def test_two_pollers_after_a_lock_partition_converge_and_never_regress(devserver, tmp_path):
+    """Both believe they poll and publish into the same file. Poller A, stale and far ahead in
+    version numbers, writes v50 behind poller B's back. Versions never go back, and the file
+    ends on the newest release instead of being stuck behind A's numbers."""
+    from hotconf.poller import Poller
+    from hotconf.settings import Settings
+
+    devserver.state.publish("demo", "default", "application", {"k": "fresh-0"})
+    settings = Settings.resolve(app_id="demo", server=devserver.url, cache_dir=tmp_path,
+                                environ={})
+    cache = LocalCache.for_settings(settings)
+    seen = []
+    watcher = FileStore(LocalCache.for_settings(settings))
+    poller_b = Poller(settings, FileStore(LocalCache.for_settings(settings)))
+    try:
+        poller_b.load_initial()
+        poller_b.start()
+        watcher.watch(lambda: seen.append(watcher.latest().version))
+        stale = Snapshot("demo", "default", {"application": NamespaceSnapshot(
+            "application", {"k": "stale"}, "old-release")}, 50)
+        assert FileStore(LocalCache.for_settings(settings)).publish(stale)  # poller A
+        for i in range(1, 4):
+            devserver.state.publish("demo", "default", "application", {"k": f"fresh-{i}"})
+            time.sleep(0.1)
+        wait_until(lambda: cache.load().namespaces["application"]["k"] == "fresh-3", timeout=10,
+                   message="the newest release in the shared file")
+    finally:
+        poller_b.stop()
+        watcher.close()
+    assert seen == sorted(seen), f"versions went back: {seen}"
+    assert cache.load().version > 50

@@ -83,3 +83,15 @@ def test_files_are_private(devserver, make_config, cache_dir):
     for path in [cache_dir, *cache_dir.iterdir()]:
         mode = path.stat().st_mode & 0o777
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+
+
+def test_a_world_writable_cache_dir_gets_a_private_subdirectory(devserver, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    devserver.state.publish("demo", "default", "application", {"k": "v"})
+    with Config(app_id="demo", server=devserver.url, cache_dir=shared) as cfg:
+        assert cfg.get("k") == "v"
+        assert cfg.cache_path.parent == shared / f"hotconf-{os.getuid()}"
+        assert cfg.cache_path.parent.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in shared.iterdir()] == [f"hotconf-{os.getuid()}"]
