@@ -245,18 +245,26 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, [{"appName": "APOLLO-CONFIGSERVICE", "instanceId": u, "homepageUrl": u}
                          for u in urls])
 
-    def _configs(self, app_id: str, cluster: str, namespace: str) -> None:
-        self.state.count("configs", app_id)
+    def _release_for(self, endpoint: str, app_id: str, cluster: str, namespace: str):
+        """Count, authorise and resolve a config request; (release, cluster, query), or None
+        once the error answer has been sent."""
+        self.state.count(endpoint, app_id)
         if not self._authorized(app_id):
-            return
+            return None
         q = self._query()
         found = self.state.resolve(app_id, cluster, namespace, q.get("dataCenter"),
                                    self._client_ip(q), q.get("label"))
         if found is None:
             self._error(404, f"Could not load configurations with appId: {app_id}, "
                              f"clusterName: {cluster}, namespace: {namespace}")
+            return None
+        return found[0], found[1], q
+
+    def _configs(self, app_id: str, cluster: str, namespace: str) -> None:
+        found = self._release_for("configs", app_id, cluster, namespace)
+        if found is None:
             return
-        release, used_cluster = found
+        release, used_cluster, q = found
         if q.get("releaseKey") == release.release_key:
             self._send(304)
             return
@@ -265,16 +273,9 @@ class Handler(BaseHTTPRequestHandler):
                          "releaseKey": release.release_key})
 
     def _configfiles_json(self, app_id: str, cluster: str, namespace: str) -> None:
-        self.state.count("configfiles", app_id)
-        if not self._authorized(app_id):
-            return
-        q = self._query()
-        found = self.state.resolve(app_id, cluster, namespace, q.get("dataCenter"),
-                                   self._client_ip(q), q.get("label"))
-        if found is None:
-            self._error(404, "Not Found")
-            return
-        self._send(200, dict(found[0].configurations))
+        found = self._release_for("configfiles", app_id, cluster, namespace)
+        if found is not None:
+            self._send(200, dict(found[0].configurations))
 
     def _notifications(self) -> None:
         q = self._query()
