@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from .changes import ChangeEvent
 
@@ -131,6 +131,3 @@ def describe(changes: Dict[KeyRef, Tuple[Optional[str], Optional[str]]]) -> str:
         parts.append(f"{namespace}:{key} {mask(key, old)!r} -> {mask(key, new)!r}")
     return ", ".join(parts)
 
-
-def sorted_refs(changes: Sequence[KeyRef]) -> List[str]:
-    return [f"{ns}:{key}" for ns, key in sorted(changes)]

@@ -79,10 +79,6 @@ class NamespaceSnapshot(Mapping[str, str]):
         """The bound ``get`` of the values: what Config's hot path calls."""
         return self._values.get
 
-    @property
-    def values_map(self) -> Mapping[str, str]:
-        return MappingProxyType(self._values)
-
     def lookup(self, path: str) -> Any:
         """A value or a whole subtree of a json/yaml namespace by dotted path."""
         if path in self._values:

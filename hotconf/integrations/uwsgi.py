@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -67,7 +68,7 @@ def arm_master() -> Optional[int]:
     global _signal_number
     if uwsgi is None or _signal_number is not None:
         return _signal_number
-    if uwsgi.masterpid() != _getpid() or uwsgi.worker_id() != 0 or uwsgi.mule_id() != 0:
+    if uwsgi.masterpid() != os.getpid() or uwsgi.worker_id() != 0 or uwsgi.mule_id() != 0:
         return None  # only the master's registration reaches all workers
     for number in range(FIRST_SIGNAL, 256):
         if not uwsgi.signal_registered(number):
@@ -118,12 +119,6 @@ def notify_workers() -> None:
             uwsgi.signal(_signal_number)
         except Exception:  # noqa: BLE001 - a missed push is caught by the workers' checks
             log.warning("hotconf: raising uWSGI signal %d failed", _signal_number)
-
-
-def _getpid() -> int:
-    import os
-
-    return os.getpid()
 
 
 class UwsgiCacheStore(BaseStore):
