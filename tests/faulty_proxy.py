@@ -10,11 +10,12 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Dict, List, Optional, Tuple
 
 import requests
+
+from tests.helpers import ScriptedServer
 
 FAULTS = ("invalid_json", "wrong_shape", "wrong_types", "huge_declared", "huge_streamed",
           "trickle", "silent", "reset", "http_500", "http_502", "http_504")
@@ -24,37 +25,23 @@ class FaultyProxy:
     def __init__(self, upstream: str):
         self.upstream = upstream.rstrip("/")
         self.faults: Dict[str, str] = {}
-        self.seen: List[Tuple[float, str]] = []
         self._stop = threading.Event()
-        proxy = self
+        self._server = ScriptedServer(self._respond)
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @property
+    def seen(self) -> List[Tuple[float, str]]:
+        return self._server.requests
 
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                proxy.seen.append((time.monotonic(), self.path))
-                fault = proxy.fault_for(self.path)
-                try:
-                    if fault is None:
-                        proxy.forward(self)
-                    else:
-                        proxy.misbehave(self, fault)
-                except (ConnectionError, OSError):
-                    self.close_connection = True
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
+    def _respond(self, h: BaseHTTPRequestHandler) -> None:
+        fault = self.fault_for(h.path)
+        try:
+            if fault is None:
+                self.forward(h)
+            else:
+                self.misbehave(h, fault)
+        except OSError:  # the client went away, or we reset it on purpose
+            h.close_connection = True
 
     # -- control -----------------------------------------------------------------------------------
     def fault(self, path_prefix: str, kind: str) -> None:
@@ -141,10 +128,9 @@ class FaultyProxy:
         h.wfile.write(body)
 
     def __enter__(self) -> FaultyProxy:
-        self._thread.start()
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.__exit__(*exc)
