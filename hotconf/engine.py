@@ -62,6 +62,8 @@ class Engine:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._file_watch: Optional[FileStore] = None
+        self._file_store = FileStore(self.cache)  # for the cache file's cheap change token
+        self._file_token: object = None
         self._standby: Optional[threading.Thread] = None
         self._token: object = None
 
@@ -115,7 +117,7 @@ class Engine:
         if self.kind != "memory":
             # The poller rewrites the cache file on every release: watching it is the push for
             # the file store, and a second path (oversized snapshot, no signal) for the others.
-            watch = self.store if isinstance(self.store, FileStore) else FileStore(self.cache)
+            watch = self.store if isinstance(self.store, FileStore) else self._file_store
             watch.watch(self.refresh)
             self._file_watch = watch
         log.debug("hotconf: process %d reads %s (store: %s, signal: %s)", os.getpid(),
@@ -136,11 +138,17 @@ class Engine:
             return
         self._token = self.store.token()
         held = self._held()
-        candidates = [self.store.latest(held)]
-        if not self.store.persistent:
-            candidates.append(self.cache.load(held))
-        newest = max((s for s in candidates if s is not None), key=lambda s: s.version,
-                     default=None)
+        newest = self.store.latest(held)
+        if not self.store.persistent and not _newer(newest, held):
+            # The store has nothing new for us (wiped by a full reload, or the snapshot did not
+            # fit it): the cache file, which the poller writes on every release, may. Decode it
+            # only if it changed since we last looked.
+            file_token = self._file_store.token()
+            if file_token != self._file_token:
+                self._file_token = file_token
+                from_file = self.cache.load(held)
+                if _newer(from_file, newest):
+                    newest = from_file
         if newest is not None:
             self._deliver(newest)
 
@@ -178,3 +186,7 @@ class Engine:
             self._file_watch.close()
         self.store.close()
         self.lock.release()
+
+
+def _newer(candidate: Optional[Snapshot], than: Optional[Snapshot]) -> bool:
+    return candidate is not None and (than is None or candidate.version > than.version)

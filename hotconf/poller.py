@@ -29,11 +29,10 @@ from .errors import (
     FormatError,
     HotconfError,
     NotFoundError,
-    TransportError,
 )
 from .settings import Settings
 from .snapshot import NamespaceSnapshot, Snapshot
-from .stores.base import SnapshotStore
+from .stores.base import BaseStore
 
 log = logging.getLogger("hotconf")
 
@@ -42,7 +41,7 @@ class Poller:
     def __init__(
         self,
         settings: Settings,
-        store: SnapshotStore,
+        store: BaseStore,
         client: Optional[ApolloClient] = None,
         cache: Optional[LocalCache] = None,
         clock: Callable[[], float] = time.monotonic,
@@ -222,9 +221,9 @@ class Poller:
                     self._failed(exc, f"loading namespace {name!r} after a notification")
                     ok = False
                     continue  # the id stays behind: the next poll answers at once and we retry
-                if result is not None:
-                    updates[name] = result
                 self._state.advance(name, note)
+                if result is not None:
+                    updates[name] = result.with_notification_id(self._state.id_of(name))
         if updates:
             self._publish(updates)
         return ok
@@ -330,5 +329,3 @@ def _same(a: Optional[Snapshot], b: Snapshot) -> bool:
         return False
     return all(b.namespaces[n].same_release(a.namespaces[n]) for n in b.namespaces)
 
-
-__all__ = ["Poller", "TransportError"]

@@ -18,7 +18,6 @@ from ..errors import (
     AuthError,
     HTTPStatusError,
     NotFoundError,
-    ProtocolError,
     TransportError,
 )
 from ..settings import Settings
@@ -247,5 +246,3 @@ def _clock_skew(date_header: Optional[str]) -> Optional[float]:
         return None
     return server - time.time()
 
-
-__all__ = ["ApolloClient", "ServiceLocator", "ProtocolError"]

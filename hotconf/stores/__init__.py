@@ -1,7 +1,7 @@
 """Stores: where the poller publishes snapshots and readers find them."""
 
-from .base import BaseStore, SnapshotStore
+from .base import BaseStore
 from .file import FileStore
 from .memory import MemoryStore
 
-__all__ = ["BaseStore", "FileStore", "MemoryStore", "SnapshotStore"]
+__all__ = ["BaseStore", "FileStore", "MemoryStore"]

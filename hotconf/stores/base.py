@@ -58,5 +58,3 @@ class BaseStore:
     def close(self) -> None:
         """Stop watching."""
 
-
-SnapshotStore = BaseStore

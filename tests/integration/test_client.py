@@ -55,8 +55,9 @@ def test_initial_load_and_a_publish_seen_through_the_long_poll(devserver, make_c
     assert cfg.get("timeout") == "30" and cfg.get_int("timeout") == 30
     rec = Recorder()
     cfg.on_change(rec)
-    publish(devserver, values={"timeout": "60"})
+    _, notification_id = publish(devserver, values={"timeout": "60"})
     wait_until(lambda: cfg.get("timeout") == "60", message="the new value")
+    assert cfg.namespace().notification_id == notification_id
     wait_until(lambda: rec.events, message="the change event")
     assert rec.events[0].changes["timeout"] == ("30", "60", ChangeType.MODIFIED)
     assert cfg.namespace().release_key == devserver.state.resolve(
@@ -111,8 +112,8 @@ def test_several_namespaces_share_one_long_poll(devserver, make_config):
     wait_until(lambda: cfg.get_bool("beta", namespace="flags.json") is True)
     publish(devserver, "db.yaml", {"content": "pool: 3\n"})
     wait_until(lambda: cfg.get_int("pool", namespace="db.yaml") == 3)
-    time.sleep(0.2)
-    assert devserver.state.stats()["long_polls_open"] == 1
+    wait_until(lambda: devserver.state.stats()["long_polls_open"] == 1,
+               message="the one long poll to be held again")
 
 
 def test_json_and_yaml_namespaces(devserver, make_config):

@@ -110,7 +110,10 @@ def test_long_poll_wakes_on_publish_and_ids_are_global(devserver):
     t = threading.Thread(target=lambda: result.update(r=notifications(
         devserver, "app", [("application", first)])))
     t.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5  # publish only once the poll is held: the wake-up path
+    while devserver.state.stats()["long_polls_open"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert devserver.state.stats()["long_polls_open"] == 1
     _, other_app = devserver.state.publish("other", "default", "application", {"x": "1"})
     _, mine = devserver.state.publish("app", "default", "application", {"k": "w"})
     t.join(5)
