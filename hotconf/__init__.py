@@ -1,29 +1,38 @@
 """hotconf: a fork-safe Apollo config client.
 
-Public API: ``Config``, ``ChangeEvent``/``Change``/``ChangeType`` and the errors below.
+Public API: ``Config``, ``ChangeEvent``/``Change``/``ChangeType``, ``ReloadRequest``, the
+snapshots, and every error. Importing the package also registers the servers hotconf knows
+(``hotconf.servers``), which the process role asks where it runs.
 """
 
-__version__ = "0.1.0"
-
-from .changes import Change, ChangeEvent, ChangeType  # noqa: E402
-from .config import Config  # noqa: E402
-from .errors import (  # noqa: E402
+from . import servers  # noqa: F401 - registers uWSGI, gunicorn and the plain process
+from ._version import __version__
+from .changes import Change, ChangeEvent, ChangeType
+from .config import Config
+from .errors import (
     ApolloError,
     AuthError,
     ConfigUnavailableError,
     ConfigValueError,
+    FormatError,
     HotconfError,
+    HTTPStatusError,
     NotFoundError,
     ProtocolError,
+    ReloadError,
     SettingsError,
+    SnapshotTooLargeError,
+    StoreError,
     TransportError,
     UnknownNamespaceError,
 )
-from .snapshot import NamespaceSnapshot, Snapshot  # noqa: E402
+from .reload.policy import ReloadRequest
+from .snapshot import NamespaceSnapshot, Snapshot
 
 __all__ = [
     "ApolloError", "AuthError", "Change", "ChangeEvent", "ChangeType", "Config",
-    "ConfigUnavailableError", "ConfigValueError", "HotconfError", "NamespaceSnapshot",
-    "NotFoundError", "ProtocolError", "SettingsError", "Snapshot", "TransportError",
-    "UnknownNamespaceError",
+    "ConfigUnavailableError", "ConfigValueError", "FormatError", "HTTPStatusError",
+    "HotconfError", "NamespaceSnapshot", "NotFoundError", "ProtocolError", "ReloadError",
+    "ReloadRequest", "SettingsError", "Snapshot", "SnapshotTooLargeError", "StoreError",
+    "TransportError", "UnknownNamespaceError", "__version__",
 ]

@@ -8,14 +8,14 @@ followed.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from .errors import ProtocolError
+from .options import Settings
 from .snapshot import Snapshot
 
 log = logging.getLogger("hotconf")
@@ -33,7 +33,7 @@ class LocalCache:
         self._last_write_error: Optional[str] = None
 
     @classmethod
-    def for_settings(cls, settings) -> LocalCache:
+    def for_settings(cls, settings: Settings) -> LocalCache:
         return cls(settings.cache_dir, settings.app_id, settings.cluster, settings.instance_key)
 
     def load(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
@@ -52,9 +52,8 @@ class LocalCache:
                 raw = fh.read(MAX_CACHE_BYTES + 1)
             if len(raw) > MAX_CACHE_BYTES:
                 raise ProtocolError("file is larger than any snapshot hotconf writes")
-            snapshot = Snapshot.from_dict(json.loads(raw.decode("utf-8")), source="cache",
-                                          previous=previous)
-        except (OSError, ValueError, ProtocolError, RecursionError) as exc:
+            snapshot = Snapshot.from_json(raw, source="cache", previous=previous)
+        except (OSError, ProtocolError) as exc:
             log.warning("hotconf: the local cache %s is corrupt or unreadable (%s); ignoring it. "
                         "It is rewritten after the next successful load", self.path, exc)
             return None
@@ -65,15 +64,23 @@ class LocalCache:
             return None
         return snapshot
 
+    def token(self) -> Optional[Tuple[int, int, int]]:
+        """Changes whenever the file is replaced or rewritten: a stat, no read."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
     def save(self, snapshot: Snapshot) -> bool:
         """Write atomically; on failure log once per distinct error and carry on."""
-        data = json.dumps(snapshot.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        data = snapshot.to_json()
         tmp_name = None
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.dir)  # 0600
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data.encode("utf-8"))
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp_name, self.path)

@@ -15,11 +15,26 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import requests
 
-from . import __version__
+from ._version import __version__
+from .apollo.client import ApolloClient
+from .cache import LocalCache
+from .election import PollerLock
+from .errors import (
+    ApolloError,
+    FormatError,
+    HotconfError,
+    NotFoundError,
+    ReloadError,
+    SettingsError,
+    TransportError,
+)
+from .masking import mask
+from .options import Options, Settings, resolve_options
+from .snapshot import NamespaceSnapshot
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MISSING = 0, 1, 2, 3, 4
 
@@ -133,33 +148,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 # -- reading Apollo ---------------------------------------------------------------------------------
-def _settings(args: argparse.Namespace, cache_dir=None):
-    from .errors import SettingsError
-    from .settings import Settings
-
+def _options(args: argparse.Namespace, **extra: Any) -> Options:
+    """The same resolution as ``Config(...)``: flags first, then Apollo's environment."""
     try:
-        return Settings.resolve(app_id=args.app, server=args.server,
-                                config_service=args.config_service, cluster=args.cluster,
-                                namespaces=args.namespace or None, label=args.label,
-                                data_center=args.data_center,
-                                cache_dir=cache_dir or args.cache_dir)
+        return resolve_options(app_id=args.app, server=args.server,
+                               config_service=args.config_service, cluster=args.cluster,
+                               namespaces=args.namespace or None, label=args.label,
+                               data_center=args.data_center, cache_dir=args.cache_dir, **extra)
     except SettingsError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
 
 
-def _shown(args: argparse.Namespace, key: str, value: Optional[str]) -> Optional[str]:
-    from .reload import mask
+def _settings(args: argparse.Namespace) -> Settings:
+    return _options(args).settings
 
+
+def _shown(args: argparse.Namespace, key: str, value: Optional[str]) -> Optional[str]:
     return value if args.show_secrets else mask(key, value)
 
 
 def _load_snapshot(args: argparse.Namespace):
     """The namespaces asked for: fetched from the config service, or the local cache."""
-    from .apollo.client import ApolloClient
-    from .cache import LocalCache
-    from .errors import ApolloError, FormatError, NotFoundError, TransportError
-    from .snapshot import NamespaceSnapshot
-
     settings = _settings(args)
     if args.offline:
         cache = LocalCache.for_settings(settings)
@@ -225,7 +234,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import tempfile
 
     from .config import Config
-    from .errors import HotconfError
 
     settings = _settings(args)
     stop = threading.Event()
@@ -233,10 +241,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # Its own poller and a scratch cache: watching never joins or disturbs the host's apps.
     with tempfile.TemporaryDirectory(prefix="hotconf-watch-") as scratch:
-        cfg = Config(app_id=settings.app_id, server=settings.meta_servers or None,
-                     config_service=settings.config_services or None, cluster=settings.cluster,
-                     namespaces=list(settings.namespaces), label=settings.label,
-                     data_center=settings.data_center, cache_dir=scratch, store="memory")
+        args.cache_dir = scratch
+        cfg = Config(options=_options(args, store="memory"))
 
         def show(event) -> None:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -265,9 +271,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .cache import LocalCache
-    from .election import PollerLock
-
     settings = _settings(args)
     cache = LocalCache.for_settings(settings)
     snapshot = cache.load()
@@ -310,7 +313,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    from .reloaders import ReloadError, signal_pidfile, write_fifo
+    from .servers.control import signal_pidfile, write_fifo
 
     try:
         if args.fifo:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional
 
 
 class HotconfError(Exception):
@@ -22,6 +22,11 @@ class UnknownNamespaceError(HotconfError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def of(cls, namespace: str, loaded: Iterable[str]) -> UnknownNamespaceError:
+        return cls(f"namespace {namespace!r} is not loaded by this Config (namespaces="
+                   f"{list(loaded)}); add it to namespaces= or pass namespace=")
 
 
 class ConfigValueError(HotconfError, ValueError):
@@ -69,3 +74,23 @@ class NotFoundError(HTTPStatusError):
 
 class AuthError(HTTPStatusError):
     """401/400 from the access-key filter."""
+
+
+class StoreError(HotconfError):
+    """The shared store could not take a snapshot (the message says what to change)."""
+
+
+class SnapshotTooLargeError(StoreError):
+    """The snapshot does not fit the uWSGI cache's blocksize."""
+
+
+class ReloadError(HotconfError):
+    """The reload could not be triggered; the message says why and what to check."""
+
+
+__all__ = [
+    "ApolloError", "AuthError", "ConfigUnavailableError", "ConfigValueError", "FormatError",
+    "HTTPStatusError", "HotconfError", "NotFoundError", "ProtocolError", "ReloadError",
+    "SettingsError", "SnapshotTooLargeError", "StoreError", "TransportError",
+    "UnknownNamespaceError",
+]

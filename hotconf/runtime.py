@@ -1,10 +1,9 @@
-"""Where are we running, and what may this process do? Facts are gathered at the edge
-(``detect``); the decisions on them are pure functions, tested on every combination."""
+"""Where are we running, and what may this process do? (pure) The facts are gathered by the
+server modules (``hotconf.servers``); the decisions on them are pure functions, tested on every
+combination."""
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -16,7 +15,6 @@ POLLER_CHOICES = (POLLER_AUTO, POLLER_MULE, POLLER_NEVER)
 class ProcessFacts:
     server: str = "other"              # "uwsgi", "gunicorn" or "other"
     uwsgi_master: bool = False         # the uWSGI master, before it forks workers
-    uwsgi_worker: bool = False
     uwsgi_mule: bool = False
     uwsgi_threads: bool = True         # uwsgi.has_threads
     uwsgi_version: str = ""
@@ -70,62 +68,3 @@ def parse_cache2(value: object, name: str = "hotconf") -> Optional[Tuple[str, in
             bitmap = fields.get("bitmap", "0") not in ("0", "false", "")
             return name, int(size) if size.isdigit() else 65536, bitmap
     return None
-
-
-def _opt(uwsgi, key: str):
-    try:
-        return uwsgi.opt.get(key)
-    except Exception:  # noqa: BLE001 - uwsgi.opt is a plain dict; be defensive anyway
-        return None
-
-
-def detect() -> ProcessFacts:
-    uwsgi = sys.modules.get("uwsgi")
-    if uwsgi is None:
-        try:
-            import uwsgi  # type: ignore[import-not-found,no-redef]  # noqa: F401
-        except ImportError:
-            uwsgi = None
-    if uwsgi is not None and hasattr(uwsgi, "worker_id"):
-        worker, mule = uwsgi.worker_id(), uwsgi.mule_id()
-        master_pid = uwsgi.masterpid()
-        version = getattr(uwsgi, "version", b"")
-        return ProcessFacts(
-            server="uwsgi",
-            uwsgi_master=worker == 0 and mule == 0 and master_pid == os.getpid(),
-            uwsgi_worker=worker > 0,
-            uwsgi_mule=mule > 0,
-            uwsgi_threads=bool(getattr(uwsgi, "has_threads", 1)),
-            uwsgi_version=version.decode() if isinstance(version, bytes) else str(version),
-            uwsgi_lazy=bool(_opt(uwsgi, "lazy-apps") or _opt(uwsgi, "lazy")),
-            uwsgi_cache=parse_cache2(_opt(uwsgi, "cache2")),
-        )
-    if "gunicorn.arbiter" in sys.modules:
-        return ProcessFacts(server="gunicorn", gunicorn_arbiter=_is_gunicorn_arbiter())
-    return ProcessFacts()
-
-
-_forked_by_gunicorn = False
-
-
-def _mark_forked() -> None:
-    global _forked_by_gunicorn
-    _forked_by_gunicorn = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_mark_forked)
-
-
-def _is_gunicorn_arbiter() -> bool:
-    """gunicorn's master imports the app only with --preload, before forking. Workers are its
-    children: either we saw the fork (hotconf was imported before it), or our parent is a
-    gunicorn process (the app was imported after it)."""
-    if _forked_by_gunicorn:
-        return False
-    try:
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
-            parent = fh.read().replace(b"\0", b" ")
-    except OSError:
-        return False  # cannot tell: behave as a worker rather than never polling
-    return b"gunicorn" not in parent

@@ -8,15 +8,23 @@ one, so a one-namespace release re-parses one namespace.
 
 from __future__ import annotations
 
+import json
 import time
 from types import MappingProxyType
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Union
 
 from .changes import ChangeEvent, diff_values
 from .errors import ProtocolError
 from .formats import Format, format_of, parse_content, resolve_path
 
 SNAPSHOT_FORMAT = "hotconf-snapshot/1"
+
+#: Where a snapshot came from, as a process holds it:
+#: ``"remote"`` fetched from the config service by this process (it is the poller);
+#: ``"cache"`` read from the local cache file (a poller starting while the config service is
+#: unreachable, or a reader following the file store);
+#: ``"store"`` read from the shared uWSGI cache by a reader.
+Source = Literal["remote", "cache", "store"]
 
 
 class NamespaceSnapshot(Mapping[str, str]):
@@ -95,12 +103,14 @@ class NamespaceSnapshot(Mapping[str, str]):
         return clone
 
     def same_release(self, other: Optional[NamespaceSnapshot]) -> bool:
-        return (
-            other is not None
-            and other.found == self.found
-            and other.release_key == self.release_key
-            and other.configurations == self.configurations
-        )
+        """The one rule for "nothing changed": same release key, same presence, same values."""
+        return other is not None and self.is_release(other.release_key, other.found,
+                                                     other.configurations)
+
+    def is_release(self, release_key: Optional[str], found: bool,
+                   configurations: Mapping[str, str]) -> bool:
+        return (found == self.found and release_key == self.release_key
+                and self.configurations == configurations)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -129,7 +139,7 @@ class Snapshot:
         namespaces: Mapping[str, NamespaceSnapshot],
         version: int = 0,
         created_at: Optional[float] = None,
-        source: str = "remote",
+        source: Source = "remote",
     ):
         set_ = object.__setattr__
         set_(self, "app_id", app_id)
@@ -142,7 +152,7 @@ class Snapshot:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Snapshot is immutable")
 
-    def replace(self, updates: Mapping[str, NamespaceSnapshot], source: str = "remote",
+    def replace(self, updates: Mapping[str, NamespaceSnapshot], source: Source = "remote",
                 version: Optional[int] = None) -> Snapshot:
         merged = dict(self.namespaces)
         merged.update(updates)
@@ -155,6 +165,33 @@ class Snapshot:
     def release_keys(self) -> Dict[str, Optional[str]]:
         return {name: ns.release_key for name, ns in self.namespaces.items()}
 
+    def newer_than(self, other: Union[Snapshot, int, None]) -> bool:
+        """The one rule for ordering: versions only move forward. ``other`` is a snapshot, a
+        version number (a store's cheap marker) or None (nothing held yet)."""
+        if other is None:
+            return True
+        return self.version > (other if isinstance(other, int) else other.version)
+
+    def same_releases(self, other: Optional[Snapshot]) -> bool:
+        """Every namespace at the same release as in ``other`` (whatever the versions)."""
+        if other is None or set(other.namespaces) != set(self.namespaces):
+            return False
+        return all(ns.same_release(other.namespaces[name]) for name, ns in self.namespaces.items())
+
+    # -- the codec: how a snapshot travels through a store or the cache file -----------------
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: Union[bytes, str], source: Source = "cache",
+                  previous: Optional[Snapshot] = None) -> Snapshot:
+        """Decode ``to_json()`` output; ProtocolError if it is not a snapshot document."""
+        try:
+            document = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise ProtocolError(f"not a {SNAPSHOT_FORMAT} document ({exc})") from None
+        return cls.from_dict(document, source=source, previous=previous)
+
     def to_dict(self) -> Dict[str, Any]:
         return {
             "format": SNAPSHOT_FORMAT,
@@ -166,7 +203,7 @@ class Snapshot:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "cache",
+    def from_dict(cls, data: Any, source: Source = "cache",
                   previous: Optional[Snapshot] = None) -> Snapshot:
         """Rebuild from ``to_dict()`` output; ProtocolError if the shape is wrong.
 
@@ -199,8 +236,7 @@ class Snapshot:
             ):
                 raise ProtocolError(f"snapshot namespace {name!r} has the wrong shape")
             before = previous.namespaces.get(name) if previous is not None else None
-            if (before is not None and before.release_key == key and before.found == found
-                    and before.configurations == confs):
+            if before is not None and before.is_release(key, found, confs):
                 namespaces[name] = (before if before.notification_id == nid
                                     else before.with_notification_id(nid))
                 continue

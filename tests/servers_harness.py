@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 import requests
 
 from hotconf.election import PollerLock
-from hotconf.settings import Settings
+from hotconf.options import Settings
 
 SERVERS_DIR = Path(__file__).parent / "servers"
 BIN = Path(sys.executable).parent

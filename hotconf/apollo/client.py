@@ -20,9 +20,9 @@ from ..errors import (
     NotFoundError,
     TransportError,
 )
-from ..settings import Settings
+from ..options import Settings
 from . import responses, signing, urls
-from .transport import HttpTransport, Response
+from .transport import HttpTransport, Response, Transport
 
 log = logging.getLogger("hotconf")
 
@@ -37,7 +37,7 @@ class ServiceLocator:
     ``refresh_interval``; an empty or failed answer keeps the previous list.
     """
 
-    def __init__(self, settings: Settings, transport: HttpTransport,
+    def __init__(self, settings: Settings, transport: Transport,
                  rng: Optional[random.Random] = None, clock: Callable[[], float] = time.monotonic):
         self._settings = settings
         self._transport = transport
@@ -106,7 +106,7 @@ class ServiceLocator:
 
 
 class ApolloClient:
-    def __init__(self, settings: Settings, transport: Optional[HttpTransport] = None,
+    def __init__(self, settings: Settings, transport: Optional[Transport] = None,
                  rng: Optional[random.Random] = None):
         self.settings = settings
         self.transport = transport or HttpTransport()

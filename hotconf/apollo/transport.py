@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Protocol, Tuple
 
 import requests
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ProtocolError, TransportError
 from .urls import join
 
@@ -27,6 +27,16 @@ class Response(NamedTuple):
     body: bytes
     headers: Mapping[str, str]
     url: str
+
+
+class Transport(Protocol):
+    """What the client needs from HTTP: one bounded GET, and ``close``. ``HttpTransport`` is
+    the real one; ``hotconf.testing.MockTransport`` answers from a function."""
+
+    def get(self, base: str, path_with_query: str, *, timeout: Tuple[float, float],
+            sign: Optional[Signer] = None) -> Response: ...
+
+    def close(self) -> None: ...
 
 
 class HttpTransport:

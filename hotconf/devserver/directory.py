@@ -17,7 +17,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..formats import format_of
-from ..settings import NAME_PATTERN
+from ..options import NAME_PATTERN
 from .properties import parse_properties
 from .state import DevState, strip_properties
 

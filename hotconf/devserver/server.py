@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..apollo import signing
-from ..settings import NAME_PATTERN
+from ..options import NAME_PATTERN
 from .state import DevState, strip_properties
 
 log = logging.getLogger("hotconf.devserver")

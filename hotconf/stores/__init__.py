@@ -1,7 +1,35 @@
-"""Stores: where the poller publishes snapshots and readers find them."""
+"""Stores (I/O edges): where the poller publishes snapshots and every process finds them.
 
-from .base import BaseStore
+Every store has one interface (``base.Store``): ``publish`` (versions only move forward),
+``latest``, a cheap ``token``, ``watch`` for pushes from other processes. A store owns its
+fallback: ``LayeredStore`` puts a fast store (memory, the uWSGI cache) in front of the local
+cache file, so the code that uses a store never asks which kind it has.
+
+May import: the pure core (snapshot, options, errors) and the local cache. Knows no server:
+the uWSGI cache store is handed the uWSGI API and its push channel by ``servers.uwsgi``.
+"""
+
+from __future__ import annotations
+
+from ..cache import LocalCache
+from ..errors import SettingsError
+from .base import Store
 from .file import FileStore
+from .layered import LayeredStore
 from .memory import MemoryStore
 
-__all__ = ["BaseStore", "FileStore", "MemoryStore"]
+LOCAL_KINDS = ("file", "memory")
+
+
+def open_local_store(kind: str, cache: LocalCache) -> Store:
+    """The stores any process can have: ``"file"``, the cache file itself, shared with the
+    host; ``"memory"``, this process only, with the cache file written behind it."""
+    if kind == "file":
+        return FileStore(cache)
+    if kind == "memory":
+        return LayeredStore(MemoryStore(), cache, watch_file=False)
+    raise SettingsError(f"store {kind!r} is not available in this process: use one of "
+                        f"{', '.join(LOCAL_KINDS)} (store='uwsgi' needs uWSGI)")
+
+
+__all__ = ["FileStore", "LayeredStore", "MemoryStore", "Store", "open_local_store"]

@@ -1,4 +1,4 @@
-"""The store interface shared by the memory, file and uWSGI-cache stores.
+"""The store interface shared by the memory, file, uWSGI-cache and layered stores.
 
 The poller ``publish``es; readers ask for the ``latest`` snapshot when told something changed
 (``watch``), and may compare ``token()`` (a cheap version marker) to find out themselves.
@@ -18,10 +18,10 @@ log = logging.getLogger("hotconf")
 Subscriber = Callable[[Snapshot], None]
 
 
-class BaseStore:
+class Store:
     name = "base"
-    #: True when the store is the local cache file itself (the poller need not write it twice)
-    persistent = False
+    #: Other processes on the host can read what is published here (so they need one poller)
+    shared = True
 
     def __init__(self) -> None:
         self._subscribers: List[Subscriber] = []
@@ -42,6 +42,8 @@ class BaseStore:
                 log.exception("hotconf: a snapshot subscriber failed")
 
     def publish(self, snapshot: Snapshot) -> bool:
+        """Make ``snapshot`` the host's newest; False if the store holds one as new or newer
+        (or could not take it). May raise ``StoreError`` (e.g. too large for the store)."""
         raise NotImplementedError
 
     def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
@@ -57,4 +59,3 @@ class BaseStore:
 
     def close(self) -> None:
         """Stop watching."""
-

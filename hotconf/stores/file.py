@@ -13,47 +13,22 @@ import os
 import threading
 from typing import Any, Callable, Optional
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-
 from ..cache import LocalCache
 from ..snapshot import Snapshot
-from .base import BaseStore
+from .base import Store
+from .watch import FileWatch
 
 log = logging.getLogger("hotconf")
 
 
-# Only events that can mean new content. Readers' own opens and reads of the file raise
-# "opened" / "closed_no_write" events too: reacting to those makes every reader re-read the
-# file because another one did, forever.
-_CONTENT_EVENTS = frozenset({"created", "modified", "moved", "closed"})
-
-
-class _Watch(FileSystemEventHandler):
-    def __init__(self, path: str, callback: Callable[[], None]):
-        self.path, self.callback = path, callback
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in _CONTENT_EVENTS:
-            return
-        for raw in (getattr(event, "dest_path", None), event.src_path):
-            if raw and os.fsdecode(raw) == self.path:
-                try:
-                    self.callback()
-                except Exception:  # noqa: BLE001 - the observer thread must survive
-                    log.exception("hotconf: reloading %s failed", self.path)
-                return
-
-
-class FileStore(BaseStore):
+class FileStore(Store):
     name = "file"
-    persistent = True
 
     def __init__(self, cache: LocalCache):
         super().__init__()
         self.cache = cache
         self.path = cache.path
-        self._observer: Optional[Observer] = None
+        self._watch = FileWatch(cache.path)
         self._write_lock = threading.Lock()
 
     def publish(self, snapshot: Snapshot) -> bool:
@@ -70,8 +45,7 @@ class FileStore(BaseStore):
                 return False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # compare-and-swap across processes
-                current = self.cache.load()
-                if current is not None and snapshot.version <= current.version:
+                if not snapshot.newer_than(self.cache.load()):
                     return False
                 written = self.cache.save(snapshot)
             finally:
@@ -85,24 +59,10 @@ class FileStore(BaseStore):
         return self.cache.load(previous)
 
     def token(self) -> Any:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
+        return self.cache.token()
 
     def watch(self, callback: Callable[[], None]) -> None:
-        if self._observer is not None:
-            return
-        self.cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        observer = Observer()
-        observer.schedule(_Watch(str(self.path), callback), str(self.cache.dir), recursive=False)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
+        self._watch.start(callback)
 
     def close(self) -> None:
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            observer.join(2)
+        self._watch.close()

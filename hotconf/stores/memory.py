@@ -6,11 +6,12 @@ import threading
 from typing import Any, Optional
 
 from ..snapshot import Snapshot
-from .base import BaseStore
+from .base import Store
 
 
-class MemoryStore(BaseStore):
+class MemoryStore(Store):
     name = "memory"
+    shared = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -19,9 +20,8 @@ class MemoryStore(BaseStore):
 
     def publish(self, snapshot: Snapshot) -> bool:
         with self._lock:
-            current = self._snapshot
-            if current is not None and snapshot.version <= current.version:
-                return False  # versions only move forward
+            if not snapshot.newer_than(self._snapshot):
+                return False
             self._snapshot = snapshot
         self._notify_local(snapshot)
         return True

@@ -16,7 +16,7 @@ from hotconf import (
     UnknownNamespaceError,
 )
 from hotconf.apollo.client import ApolloClient
-from hotconf.settings import Settings
+from hotconf.options import Settings
 from tests.helpers import ScriptedServer, free_port, reply, wait_until
 
 

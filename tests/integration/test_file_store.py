@@ -65,8 +65,8 @@ def test_two_pollers_after_a_lock_partition_converge_and_never_regress(devserver
     """Both believe they poll and publish into the same file. Poller A, stale and far ahead in
     version numbers, writes v50 behind poller B's back. Versions never go back, and the file
     ends on the newest release instead of being stuck behind A's numbers."""
-    from hotconf.poller import Poller
-    from hotconf.settings import Settings
+    from hotconf.options import Settings
+    from hotconf.process.poller import Poller
 
     devserver.state.publish("demo", "default", "application", {"k": "fresh-0"})
     settings = Settings.resolve(app_id="demo", server=devserver.url, cache_dir=tmp_path,

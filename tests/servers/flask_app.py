@@ -47,8 +47,6 @@ def index():
 
 
 def uwsgi_signal():
-    try:
-        from hotconf.integrations import uwsgi as integration
-    except ImportError:
-        return None
-    return integration.signal_number()
+    from hotconf.servers.uwsgi import PUSH
+
+    return PUSH.number

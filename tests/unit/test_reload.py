@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hotconf.changes import Change, ChangeEvent, ChangeType
-from hotconf.reload import MASK, Debounce, ReloadPolicy, describe, is_secret, mask
+from hotconf.masking import MASK, is_secret, mask
+from hotconf.reload.policy import Debounce, ReloadPolicy, describe
 
 
 def event(ns, **changes):

@@ -13,7 +13,7 @@ from hotconf.runtime import (
 )
 
 UWSGI_MASTER = ProcessFacts(server="uwsgi", uwsgi_master=True)
-UWSGI_WORKER = ProcessFacts(server="uwsgi", uwsgi_worker=True)
+UWSGI_WORKER = ProcessFacts(server="uwsgi")
 UWSGI_MULE = ProcessFacts(server="uwsgi", uwsgi_mule=True)
 GUNICORN_ARBITER = ProcessFacts(server="gunicorn", gunicorn_arbiter=True)
 GUNICORN_WORKER = ProcessFacts(server="gunicorn")
@@ -58,12 +58,12 @@ def test_store_choice():
 
 
 def test_threads_off_in_old_uwsgi_says_exactly_what_to_add():
-    facts = ProcessFacts(server="uwsgi", uwsgi_worker=True, uwsgi_threads=False,
+    facts = ProcessFacts(server="uwsgi", uwsgi_threads=False,
                          uwsgi_version="2.0.21")
     message = threads_problem(facts)
     assert "enable-threads = true" in message and "2.0.21" in message
     assert "[uwsgi]" in message and "stale" in message
-    assert threads_problem(ProcessFacts(server="uwsgi", uwsgi_worker=True)) is None
+    assert threads_problem(ProcessFacts(server="uwsgi")) is None
     assert threads_problem(ProcessFacts(uwsgi_threads=False)) is None  # not uWSGI
     # the master starts no thread anyway: the workers report it
     assert threads_problem(ProcessFacts(server="uwsgi", uwsgi_master=True,

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from hotconf.errors import SettingsError
-from hotconf.settings import Settings
+from hotconf.options import Settings
 
 
 def test_environment_fills_what_arguments_leave_out():

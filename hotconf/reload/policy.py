@@ -12,36 +12,15 @@ previous reload. A key changed and changed back within the window reloads nothin
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
-from .changes import ChangeEvent
-
-_SECRET = re.compile(r"pass(word|wd)?|secret|token|credential|(^|[._-])key$|private|api[._-]?key",
-                     re.IGNORECASE)
-MASK = "****"
+from ..changes import ChangeEvent
+from ..masking import mask
 
 KeyRef = Tuple[str, str]  # (namespace, key)
-
-
-def is_secret(key: str) -> bool:
-    """Keys whose values never go to a log: password, secret, token, *key, credential..."""
-    return bool(_SECRET.search(key))
-
-
-_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
-
-
-def mask(key: str, value: Optional[str]) -> Optional[str]:
-    """The value as it may be logged: secret-looking keys entirely, passwords inside URLs
-    (``postgresql://app:****@db/app``) in any key."""
-    if value is None:
-        return None
-    if is_secret(key):
-        return MASK
-    return _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", value)
+Changes = Dict[KeyRef, Tuple[Optional[str], Optional[str]]]  # ref -> (old, new)
 
 
 @dataclass(frozen=True)
@@ -69,8 +48,7 @@ class ReloadPolicy:
                 return True
         return False
 
-    def triggering(self, events: Iterable[ChangeEvent]) -> Dict[KeyRef, Tuple[Optional[str],
-                                                                              Optional[str]]]:
+    def triggering(self, events: Iterable[ChangeEvent]) -> Changes:
         """The changes in ``events`` that call for a reload: (namespace, key) -> (old, new)."""
         found = {}
         for event in events:
@@ -86,13 +64,13 @@ class Debounce:
 
     policy: ReloadPolicy
     rand: Callable[[], float] = field(default=random.random)
-    pending: Dict[KeyRef, Tuple[Optional[str], Optional[str]]] = field(default_factory=dict)
+    pending: Changes = field(default_factory=dict)
     first_at: Optional[float] = None
     last_at: Optional[float] = None
     last_reload_at: Optional[float] = None
     _splay: float = 0.0
 
-    def add(self, now: float, changes: Dict[KeyRef, Tuple[Optional[str], Optional[str]]]) -> None:
+    def add(self, now: float, changes: Changes) -> None:
         if not changes:
             return
         if not self.pending:
@@ -113,7 +91,7 @@ class Debounce:
             at = max(at, self.last_reload_at + self.policy.min_interval)
         return at
 
-    def fire(self, now: float) -> Dict[KeyRef, Tuple[Optional[str], Optional[str]]]:
+    def fire(self, now: float) -> Changes:
         """Take what is due: the net changes (a key changed back is dropped). An empty result
         means no reload is needed after all."""
         net = {ref: ch for ref, ch in self.pending.items() if ch[0] != ch[1]}
@@ -124,10 +102,18 @@ class Debounce:
         return net
 
 
-def describe(changes: Dict[KeyRef, Tuple[Optional[str], Optional[str]]]) -> str:
+def describe(changes: Changes) -> str:
     """For logs: ``application:db.url 'a' -> 'b', db.yaml:password **** -> ****``."""
     parts = []
     for (namespace, key), (old, new) in sorted(changes.items()):
         parts.append(f"{namespace}:{key} {mask(key, old)!r} -> {mask(key, new)!r}")
     return ", ".join(parts)
 
+
+
+@dataclass(frozen=True)
+class ReloadRequest:
+    """What ``on_reload`` receives: the net changes that called for it and a log-safe summary."""
+
+    changes: Changes
+    summary: str

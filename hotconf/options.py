@@ -1,4 +1,11 @@
-"""Settings: explicit arguments, then the environment variables Apollo users already set."""
+"""Options (pure): what a Config is asked to do, resolved once.
+
+``Settings`` says which configuration to fetch and how (Apollo's own knobs: app, cluster,
+namespaces, servers, timeouts); ``Options`` adds what hotconf does with it in a process (store,
+poller placement, reload). ``resolve_options`` is the one place both are resolved, for
+``Config`` and the CLI alike: an explicit argument wins over the environment variables Apollo
+users already set, the environment over the defaults.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import SettingsError
+from .reload.policy import ReloadPolicy, ReloadRequest
+from .runtime import POLLER_CHOICES
 
 # Apollo's own pattern for app ids, clusters and namespaces.
 NAME_PATTERN = re.compile(r"^[0-9a-zA-Z_-]+[0-9a-zA-Z_.-]*$")
@@ -22,6 +31,11 @@ ENV_IDC = "IDC"
 ENV_LABEL = "APOLLO_LABEL"
 ENV_SECRET = "APOLLO_ACCESS_KEY_SECRET"
 ENV_CACHE_DIR = "APOLLO_CACHE_DIR"
+ENV_STORE = "HOTCONF_STORE"
+ENV_POLLER = "HOTCONF_POLLER"
+
+STORES = ("auto", "uwsgi", "file", "memory")
+RELOADS = ("auto", "uwsgi", "gunicorn", "callback", "none")
 
 URLs = Union[str, Sequence[str], None]
 
@@ -172,3 +186,49 @@ class Settings:
             cache_dir=private_dir(Path(cache).expanduser() if cache else default_cache_dir()),
             **{k: float(v) for k, v in tuning.items()},
         )
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a Config was asked for, resolved and validated (see ``resolve_options``)."""
+
+    settings: Settings
+    store: str = "auto"
+    poller: str = "auto"
+    reload: str = "auto"
+    reload_policy: ReloadPolicy = field(default_factory=ReloadPolicy)
+    on_reload: Optional[Callable[[ReloadRequest], None]] = None
+
+
+def resolve_options(
+    *,
+    store: Optional[str] = None,
+    poller: Optional[str] = None,
+    reload_on: Sequence[str] = (),
+    on_reload: Optional[Callable[[ReloadRequest], None]] = None,
+    reload: str = "auto",
+    reload_wait: Tuple[float, float] = (2.0, 10.0),
+    reload_splay: float = 0.0,
+    reload_min_interval: float = 30.0,
+    environ: Optional[Mapping[str, str]] = None,
+    **settings: Any,
+) -> Options:
+    """``settings`` are ``Settings.resolve``'s arguments (app_id, server, cluster, ...)."""
+    env = os.environ if environ is None else environ
+    resolved = Settings.resolve(environ=environ, **settings)
+    store_kind = store or env.get(ENV_STORE) or "auto"
+    poller_mode = poller or env.get(ENV_POLLER) or "auto"
+    if store_kind not in STORES:
+        raise SettingsError(f"store={store_kind!r}: use one of {', '.join(STORES)}")
+    if poller_mode not in POLLER_CHOICES:
+        raise SettingsError(f"poller={poller_mode!r}: use one of {', '.join(POLLER_CHOICES)}")
+    try:
+        policy = ReloadPolicy(tuple(reload_on), reload_wait[0], reload_wait[1], reload_splay,
+                              reload_min_interval)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise SettingsError(f"reload settings: {exc}") from None
+    if reload not in RELOADS:
+        raise SettingsError(f"reload={reload!r}: use one of {', '.join(RELOADS)}")
+    if reload == "callback" and on_reload is None:
+        raise SettingsError("reload='callback' needs on_reload=<callable>")
+    return Options(resolved, store_kind, poller_mode, reload, policy, on_reload)

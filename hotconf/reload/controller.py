@@ -1,5 +1,5 @@
 """Runs the reload policy in a process: collects triggering changes from each swap, and fires
-the reload action once they have settled (see ``reload.Debounce``).
+the reload action once they have settled (see ``policy.Debounce``).
 
 Every process that holds the Config computes the same changes; a server-level action (uWSGI,
 gunicorn) is taken only by the poller's process, so the server reloads once.
@@ -12,9 +12,9 @@ import threading
 import time
 from typing import Callable, Iterable, Optional
 
-from .changes import ChangeEvent
-from .reload import Debounce, ReloadPolicy, describe
-from .reloaders import Reloader, ReloadRequest
+from ..changes import ChangeEvent
+from .actions import Reloader
+from .policy import Debounce, ReloadPolicy, ReloadRequest, describe
 
 log = logging.getLogger("hotconf")
 
@@ -29,7 +29,6 @@ class ReloadController:
         self._lock = threading.Lock()
         self._timer: Optional[threading.Timer] = None
         self._closed = False
-        self.reloads = 0
 
     def feed(self, events: Iterable[ChangeEvent]) -> None:
         changes = self.policy.triggering(events)
@@ -67,7 +66,6 @@ class ReloadController:
         if self.reloader.server_level and not self._is_poller():
             log.debug("hotconf: %s changed; the poller's process reloads the server", summary)
             return
-        self.reloads += 1
         log.warning("hotconf: %s because %s changed", self.reloader.description, summary)
         try:
             self.reloader(ReloadRequest(changes, summary))

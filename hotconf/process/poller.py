@@ -18,21 +18,14 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from .apollo.client import ApolloClient
-from .apollo.notifications import NotificationState
-from .apollo.responses import Notification
-from .backoff import Backoff
-from .cache import LocalCache
-from .errors import (
-    ApolloError,
-    AuthError,
-    FormatError,
-    HotconfError,
-    NotFoundError,
-)
-from .settings import Settings
-from .snapshot import NamespaceSnapshot, Snapshot
-from .stores.base import BaseStore
+from ..apollo.client import ApolloClient
+from ..apollo.notifications import NotificationState
+from ..apollo.responses import Notification
+from ..backoff import Backoff
+from ..errors import ApolloError, AuthError, FormatError, NotFoundError, StoreError
+from ..options import Settings
+from ..snapshot import NamespaceSnapshot, Snapshot
+from ..stores.base import Store
 
 log = logging.getLogger("hotconf")
 
@@ -41,16 +34,19 @@ class Poller:
     def __init__(
         self,
         settings: Settings,
-        store: BaseStore,
+        store: Store,
         client: Optional[ApolloClient] = None,
-        cache: Optional[LocalCache] = None,
         clock: Callable[[], float] = time.monotonic,
+        wait: Optional[Callable[[float], None]] = None,
     ):
+        """``store`` is where snapshots go (with the cache file behind it, see stores/);
+        ``client``, ``clock`` and ``wait`` (sleep between attempts; default: until stopped)
+        are seams for tests."""
         self.settings = settings
         self.store = store
         self.client = client or ApolloClient(settings)
-        self.cache = cache or LocalCache.for_settings(settings)
         self._clock = clock
+        self._wait_for = wait
         self._state = NotificationState(settings.namespaces)
         self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._snapshot: Optional[Snapshot] = None
@@ -59,14 +55,9 @@ class Poller:
         self._next_refresh = 0.0
         self._notified_by: Optional[str] = None
         self.last_error: Optional[ApolloError] = None
-        self.last_success: Optional[float] = None
         self._store_error: Optional[str] = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-    @property
-    def snapshot(self) -> Optional[Snapshot]:
-        return self._snapshot
-
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
@@ -96,13 +87,9 @@ class Poller:
         the background loop takes over from there.
         """
         self._next_refresh = self._clock() + self.settings.refresh_interval
-        # Start from the newest snapshot the host has (the shared store may be ahead of the
+        # Start from the newest snapshot the host has (the store falls back to the cache
         # file), so this poller's versions continue the sequence instead of repeating it.
-        candidates = [self.cache.load()]
-        if not self.store.persistent:
-            candidates.append(self.store.latest())
-        cached = max((c for c in candidates if c is not None), key=lambda c: c.version,
-                     default=None)
+        cached = self.store.latest()
         base = cached.namespaces if cached is not None else {}
         loaded: Dict[str, NamespaceSnapshot] = {}
         remote_ok = False
@@ -125,8 +112,6 @@ class Poller:
                 break  # unreachable or refused: the rest would fail the same way
             remote_ok = True
             loaded[name] = result if result is not None else previous  # type: ignore[assignment]
-        if remote_ok:
-            self.last_success = time.time()
         if not loaded and cached is None:
             return None
         namespaces = {}
@@ -134,13 +119,13 @@ class Poller:
             namespaces[name] = loaded.get(name) or base.get(name) or NamespaceSnapshot.missing(name)
         from_remote = remote_ok and len(loaded) == len(self.settings.namespaces)
         if cached is not None and not from_remote:
-            log.warning("hotconf: serving app %r from the local cache %s (written %s) until the "
-                        "config service answers", self.settings.app_id, self.cache.path,
+            log.warning("hotconf: serving app %r from the local cache (written %s) until the "
+                        "config service answers", self.settings.app_id,
                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cached.created_at)))
         version = (cached.version + 1) if cached is not None else 1
         snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces,
                             version=version, source="remote" if from_remote else "cache")
-        self._install(snapshot, persist=from_remote and not _same(cached, snapshot))
+        self._install(snapshot)
         return snapshot
 
     def _fetch(self, name: str, previous: Optional[NamespaceSnapshot],
@@ -160,8 +145,7 @@ class Poller:
         )
         if config is None:
             return None
-        if known is not None and known.release_key == config.release_key and \
-                dict(known.configurations) == config.configurations:
+        if known is not None and known.is_release(config.release_key, True, config.configurations):
             return None
         try:
             return NamespaceSnapshot(name, config.configurations, config.release_key,
@@ -176,12 +160,12 @@ class Poller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._step()
+                self.step()
             except Exception:  # noqa: BLE001 - the loop must survive a bug as well as a fault
                 log.exception("hotconf: unexpected error in the poller; retrying")
                 self._wait(self._backoff.next_delay())
 
-    def _step(self) -> None:
+    def step(self) -> None:
         if self._clock() >= self._next_refresh:
             self._refresh_all()
         try:
@@ -263,18 +247,16 @@ class Poller:
             snapshot = current.replace(updates, source="remote")
         log.info("hotconf: new release of %s (snapshot v%d)",
                  ", ".join(f"{n}@{ns.release_key}" for n, ns in updates.items()), snapshot.version)
-        self._install(snapshot, persist=True)
+        self._install(snapshot)
 
-    def _install(self, snapshot: Snapshot, persist: bool) -> None:
+    def _install(self, snapshot: Snapshot) -> None:
         if self._stop.is_set() and self._thread is not None:
             return
         self._snapshot = snapshot
-        if persist and not self.store.persistent:
-            self.cache.save(snapshot)
         try:
             if not self.store.publish(snapshot):
                 self._overtake(snapshot)
-        except HotconfError as exc:  # e.g. a snapshot larger than the uWSGI cache's blocksize
+        except StoreError as exc:  # e.g. a snapshot larger than the uWSGI cache's blocksize
             if str(exc) != self._store_error:
                 log.error("%s", exc)
             self._store_error = str(exc)
@@ -287,9 +269,9 @@ class Poller:
         from its version, so fresh releases are not refused forever. Versions still only move
         forward, and a snapshot with the same releases is never re-published."""
         theirs = self.store.latest()
-        if theirs is None or theirs.version < snapshot.version:
+        if theirs is None or snapshot.newer_than(theirs):
             return  # the write failed (disk full...): nothing to overtake
-        if theirs.release_keys == snapshot.release_keys:
+        if theirs.same_releases(snapshot):
             return
         ahead = Snapshot(snapshot.app_id, snapshot.cluster, snapshot.namespaces,
                          version=theirs.version + 1, source=snapshot.source)
@@ -318,14 +300,10 @@ class Poller:
                      self._backoff.failures)
         self._backoff.reset()
         self.last_error = None
-        self.last_success = time.time()
 
     def _wait(self, seconds: float) -> None:
-        self._stop.wait(seconds)
-
-
-def _same(a: Optional[Snapshot], b: Snapshot) -> bool:
-    if a is None or set(a.namespaces) != set(b.namespaces):
-        return False
-    return all(b.namespaces[n].same_release(a.namespaces[n]) for n in b.namespaces)
+        if self._wait_for is not None:
+            self._wait_for(seconds)
+        else:
+            self._stop.wait(seconds)
 

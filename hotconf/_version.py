@@ -1,0 +1,3 @@
+"""The package version: a leaf module, so anything may import it without a circle."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,36 @@
+"""Masking (pure): what a value may look like in a log line, an error message or CLI output.
+
+One rule for every place hotconf shows a value: values of secret-looking keys are replaced
+entirely, and a password inside a URL (``postgresql://app:****@db/app``) is masked in any key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+MASK = "****"
+
+_SECRET = re.compile(r"pass(word|wd)?|secret|token|credential|(^|[._-])key$|private|api[._-]?key",
+                     re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+
+
+def is_secret(key: str) -> bool:
+    """Keys whose values never go to a log: password, secret, token, *key, credential..."""
+    return bool(_SECRET.search(key))
+
+
+def mask(key: str, value: Optional[str]) -> Optional[str]:
+    """The value as it may be shown: secret-looking keys entirely, passwords inside URLs in any
+    key."""
+    if value is None:
+        return None
+    if is_secret(key):
+        return MASK
+    return mask_text(value)
+
+
+def mask_text(text: str) -> str:
+    """Passwords inside URLs masked in free text (an exception's message, a log line)."""
+    return _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", text)

@@ -1,0 +1,72 @@
+"""A fast store in front of the local cache file, as one store.
+
+Like apollo-java's chain of repositories, each hop has the same interface: ``publish`` writes
+through (the file first, so the last good release is on disk before anyone is told), ``latest``
+falls back to the file when the front has nothing newer (the uWSGI cache is wiped by a full
+reload, or the snapshot did not fit it), and ``watch`` combines the front's push with a watch
+on the file. Whoever uses the store never asks which kind it is.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional
+
+from ..cache import LocalCache
+from ..snapshot import Snapshot
+from .base import Store, Subscriber
+from .watch import FileWatch
+
+
+class LayeredStore(Store):
+    def __init__(self, front: Store, cache: LocalCache, watch_file: bool = True):
+        super().__init__()
+        self.front, self.cache = front, cache
+        self.name = front.name
+        self.shared = front.shared
+        self._file_watch: Optional[FileWatch] = FileWatch(cache.path) if watch_file else None
+        self._lock = threading.Lock()
+        self._file_token: Any = None
+        self._on_file: Optional[Snapshot] = None  # what the file was last seen to hold
+
+    def subscribe(self, callback: Subscriber) -> None:
+        self.front.subscribe(callback)
+
+    def publish(self, snapshot: Snapshot) -> bool:
+        with self._lock:
+            on_file = self._on_file
+        # Never rewrite the file with the releases it holds already.
+        if not snapshot.same_releases(on_file) and self.cache.save(snapshot):
+            with self._lock:
+                self._on_file, self._file_token = snapshot, self.cache.token()
+        return self.front.publish(snapshot)
+
+    def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
+        newest = self.front.latest(previous)
+        if previous is not None and newest is not None and newest.newer_than(previous):
+            return newest  # the usual case: one decode per release (a first load checks both)
+        # Decode the file only if it changed since this store last looked at it.
+        token = self.cache.token()
+        with self._lock:
+            if token == self._file_token:
+                return newest
+            self._file_token = token
+        from_file = self.cache.load(previous)
+        if from_file is None:
+            return newest
+        with self._lock:
+            self._on_file = from_file
+        return from_file if newest is None or from_file.newer_than(newest) else newest
+
+    def token(self) -> Any:
+        return self.front.token()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        self.front.watch(callback)
+        if self._file_watch is not None:
+            self._file_watch.start(callback)
+
+    def close(self) -> None:
+        self.front.close()
+        if self._file_watch is not None:
+            self._file_watch.close()

@@ -1,0 +1,176 @@
+"""The poller's protocol rules, driven step by step through a fake Apollo and a manual clock:
+no sockets, no threads, no sleeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotconf.apollo.client import ApolloClient
+from hotconf.cache import LocalCache
+from hotconf.options import Settings
+from hotconf.process.poller import Poller
+from hotconf.snapshot import NamespaceSnapshot, Snapshot
+from hotconf.stores import LayeredStore, MemoryStore
+from hotconf.testing import ManualClock
+from tests.fakes import FakeApollo
+
+
+@pytest.fixture
+def apollo():
+    fake = FakeApollo()
+    fake.publish("application", {"k": "v1"})
+    return fake
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+def make_poller(apollo, clock, tmp_path, store=None, **tuning):
+    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
+                                cache_dir=tmp_path, environ={}, **tuning)
+    store = store or LayeredStore(MemoryStore(), LocalCache.for_settings(settings),
+                                  watch_file=False)
+    client = ApolloClient(settings, transport=apollo.transport)
+    return Poller(settings, store, client=client, clock=clock, wait=clock.sleep), store
+
+
+def test_first_load_fetches_and_publishes_version_1(apollo, clock, tmp_path):
+    poller, store = make_poller(apollo, clock, tmp_path)
+    snapshot = poller.load_initial()
+    assert snapshot.version == 1 and snapshot.namespaces["application"]["k"] == "v1"
+    assert store.latest() is snapshot
+    assert apollo.fetches()[0].query.get("releaseKey") is None
+
+
+def test_a_notification_advances_the_id_only_after_the_fetch_succeeded(apollo, clock, tmp_path):
+    poller, store = make_poller(apollo, clock, tmp_path)
+    poller.load_initial()
+    poller.step()  # learns the server's id for application
+    first_id = apollo.polled_ids()["application"]
+    assert first_id == -1
+    poller.step()
+    known = apollo.polled_ids()["application"]
+    assert known == apollo.releases["application"][2]
+
+    apollo.publish("application", {"k": "v2"})
+    apollo.fail_next("/configs/", 500)
+    poller.step()  # notified, but the fetch fails: the id must stay behind
+    assert store.latest().namespaces["application"]["k"] == "v1"
+    poller.step()  # the old id again, so the server answers at once and the fetch is retried
+    assert apollo.polled_ids()["application"] == known
+    assert store.latest().namespaces["application"]["k"] == "v2"
+    poller.step()
+    assert apollo.polled_ids()["application"] == apollo.releases["application"][2]
+
+
+def test_ids_go_back_to_minus_one_after_a_failed_poll(apollo, clock, tmp_path):
+    poller, store = make_poller(apollo, clock, tmp_path)
+    poller.load_initial()
+    poller.step()
+    poller.step()
+    assert apollo.polled_ids()["application"] > 0
+    apollo.fail_next("/notifications/v2", "down")
+    poller.step()
+    poller.step()
+    assert apollo.polled_ids()["application"] == -1
+    # ...and the refetch this triggers carries the release key: a 304, no new snapshot
+    before = store.latest().version
+    poller.step()
+    assert apollo.fetches()[-1].query["releaseKey"] == apollo.releases["application"][0]
+    assert store.latest().version == before
+
+
+def test_a_304_fetch_publishes_nothing_and_a_304_poll_is_a_success(apollo, clock, tmp_path):
+    poller, store = make_poller(apollo, clock, tmp_path)
+    poller.load_initial()
+    for _ in range(3):
+        poller.step()
+    assert store.latest().version == 1
+    assert clock.sleeps == []  # no failure, no backoff
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets_on_success(apollo, clock, tmp_path):
+    poller, _ = make_poller(apollo, clock, tmp_path, backoff_initial=1.0, backoff_max=8.0)
+    poller.load_initial()
+    for _ in range(6):
+        apollo.fail_next("/notifications/v2", "down")
+        poller.step()
+    nominal = [1, 2, 4, 8, 8, 8]
+    assert len(clock.sleeps) == 6
+    for slept, base in zip(clock.sleeps, nominal):
+        assert base <= slept <= min(8.0, base * 1.25)
+    poller.step()  # success
+    apollo.fail_next("/notifications/v2", "down")
+    poller.step()
+    assert 1.0 <= clock.sleeps[-1] <= 1.25
+
+
+def test_a_failed_poll_backs_off_but_a_404_namespace_does_not_stop_the_others(clock, tmp_path):
+    apollo = FakeApollo()
+    apollo.publish("application", {"k": "v"})
+    settings_ns = ["application", "missing"]
+    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
+                                cache_dir=tmp_path, namespaces=settings_ns, environ={})
+    store = MemoryStore()
+    poller = Poller(settings, store, client=ApolloClient(settings, transport=apollo.transport),
+                    clock=clock, wait=clock.sleep)
+    snapshot = poller.load_initial()
+    assert snapshot.namespaces["application"]["k"] == "v"
+    assert not snapshot.namespaces["missing"].found
+
+
+def test_the_periodic_refresh_finds_an_unannounced_release_and_resets_ids(apollo, clock, tmp_path):
+    poller, store = make_poller(apollo, clock, tmp_path, refresh_interval=300)
+    poller.load_initial()
+    poller.step()
+    poller.step()
+    assert apollo.polled_ids()["application"] > 0
+    key, confs, nid = apollo.releases["application"]
+    apollo.releases["application"] = ("r-silent", {"k": "silent"}, nid)  # no new id
+    clock.advance(301)
+    poller.step()
+    assert store.latest().namespaces["application"]["k"] == "silent"
+    assert apollo.polled_ids()["application"] == -1
+
+
+def test_a_poller_behind_the_store_overtakes_instead_of_being_refused(apollo, clock, tmp_path):
+    """Another poller (a lock partition) published v50 with other releases: ours must not be
+    refused forever, it continues above v50."""
+    store = MemoryStore()
+    other = Snapshot("demo", "default",
+                     {"application": NamespaceSnapshot("application", {"k": "old"}, "r-old")}, 50)
+    poller, _ = make_poller(apollo, clock, tmp_path, store=store)
+    store.publish(other)
+    poller.load_initial()
+    assert store.latest().version == 51
+    assert store.latest().namespaces["application"]["k"] == "v1"
+
+
+def test_an_unparsable_release_keeps_the_last_good_one(clock, tmp_path):
+    apollo = FakeApollo()
+    apollo.publish("db.json", {"content": '{"url": "a"}'})
+    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
+                                cache_dir=tmp_path, namespaces=["db.json"], environ={})
+    store = MemoryStore()
+    poller = Poller(settings, store, client=ApolloClient(settings, transport=apollo.transport),
+                    clock=clock, wait=clock.sleep)
+    poller.load_initial()
+    poller.step()
+    apollo.publish("db.json", {"content": "{not json"})
+    poller.step()
+    assert store.latest().namespaces["db.json"]["url"] == "a"
+
+
+def test_a_restart_from_the_cache_continues_the_version_sequence(apollo, clock, tmp_path):
+    poller, store = make_poller(apollo, clock, tmp_path)
+    poller.load_initial()
+    apollo.publish("application", {"k": "v2"})
+    poller.step()
+    poller.step()
+    assert store.latest().version == 2
+    # a new poller on the same host (fresh memory, same cache file) starts above it
+    again, store2 = make_poller(apollo, clock, tmp_path)
+    assert again.load_initial().version == 3
+    assert store2.latest().namespaces["application"]["k"] == "v2"

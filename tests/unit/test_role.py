@@ -1,0 +1,162 @@
+"""Role changes of one process, on real stores and the real host lock, with a fake Apollo:
+poller when it wins the lock, reader when another process holds it, takeover when it is
+freed, polling alone when the lock directory is unusable."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hotconf.apollo.client import ApolloClient
+from hotconf.cache import LocalCache
+from hotconf.election import PollerLock
+from hotconf.options import Settings
+from hotconf.process.poller import Poller
+from hotconf.process.role import Role
+from hotconf.runtime import ProcessFacts
+from hotconf.stores import open_local_store
+from tests.fakes import FakeApollo
+from tests.helpers import wait_until
+
+
+@pytest.fixture
+def apollo():
+    fake = FakeApollo()
+    fake.publish("application", {"k": "v1"})
+    return fake
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings.resolve(app_id="demo", config_service="http://apollo.test",
+                            cache_dir=tmp_path / "cache", environ={})
+
+
+class Process:
+    """One simulated process's Config side: what it was delivered."""
+
+    def __init__(self):
+        self.held = None
+        self.delivered = []
+
+    def deliver(self, snapshot):
+        if self.held is None or snapshot.version > self.held.version:
+            self.held = snapshot
+            self.delivered.append(snapshot.version)
+
+
+def make_role(settings, apollo, kind="file", competes=True, interval=0.05):
+    proc = Process()
+
+    def make_poller(s, store):
+        # A fake Apollo answers a poll with nothing new at once: pace the loop a little.
+        return Poller(s, store, client=ApolloClient(s, transport=apollo.transport),
+                      wait=lambda seconds: time.sleep(min(seconds, 0.01)))
+
+    original_poll = apollo.transport.handler
+
+    def paced(request):
+        if request.path == "/notifications/v2":
+            time.sleep(0.01)
+        return original_poll(request)
+
+    apollo.transport.handler = paced
+    role = Role(settings, ProcessFacts(), open_local_store(kind, LocalCache.for_settings(settings)),
+                competes, proc.deliver, held=lambda: proc.held,
+                fallback_store=lambda: open_local_store("memory",
+                                                        LocalCache.for_settings(settings)),
+                standby_interval=interval, make_poller=make_poller)
+    return role, proc
+
+
+def lock_of(settings):
+    return PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock")
+
+
+def test_a_process_that_wins_the_lock_polls(settings, apollo):
+    role, proc = make_role(settings, apollo)
+    try:
+        role.start()
+        assert role.name == "poller"
+        assert proc.held.namespaces["application"]["k"] == "v1"
+        assert lock_of(settings).holder_pid() is not None
+    finally:
+        role.stop()
+
+
+def test_a_store_nobody_shares_needs_no_election(settings, apollo):
+    held = lock_of(settings)
+    assert held.try_acquire()  # another process holds the host's lock...
+    role, proc = make_role(settings, apollo, kind="memory")
+    try:
+        role.start()
+        assert role.name == "poller"  # ...but a memory store is this process's alone
+    finally:
+        role.stop()
+        held.release()
+
+
+def test_a_process_that_loses_reads_and_takes_over_when_the_lock_is_freed(settings, apollo):
+    first, first_proc = make_role(settings, apollo)
+    first.start()
+    second, second_proc = make_role(settings, apollo)
+    try:
+        second.start()
+        assert second.name == "reader"
+        assert second_proc.held.namespaces["application"]["k"] == "v1"
+
+        apollo.publish("application", {"k": "v2"})
+        wait_until(lambda: second_proc.held.namespaces["application"]["k"] == "v2",
+                   message="the reader to follow the poller's release")
+
+        first.stop()  # the poller goes away: its lock is free
+        wait_until(lambda: second.name == "poller", message="the standby to take over")
+        apollo.publish("application", {"k": "v3"})
+        wait_until(lambda: second_proc.held.namespaces["application"]["k"] == "v3",
+                   message="the new poller's release")
+        assert second_proc.delivered == sorted(second_proc.delivered)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_process_that_may_not_compete_never_takes_over(settings, apollo):
+    role, _ = make_role(settings, apollo, competes=False)
+    try:
+        role.start()
+        time.sleep(0.3)  # several standby intervals with a free lock
+        assert role.name == "reader"
+    finally:
+        role.stop()
+
+
+def test_an_unusable_lock_directory_means_polling_alone(tmp_path, apollo):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
+                                cache_dir=blocker, environ={})
+    role, proc = make_role(settings, apollo)
+    try:
+        role.start()
+        assert role.name == "poller" and not role.store.shared
+        assert proc.held.namespaces["application"]["k"] == "v1"
+    finally:
+        role.stop()
+
+
+def test_stop_during_a_takeover_hands_the_role_straight_back(settings, apollo):
+    role, _ = make_role(settings, apollo)
+    started = threading.Event()
+    original = role._make_poller
+
+    def slow_poller(s, store):
+        started.set()
+        role.stop()  # stopped while it was becoming the poller
+        return original(s, store)
+
+    role._make_poller = slow_poller
+    role.start()
+    assert started.is_set()
+    assert lock_of(settings).holder_pid() is None
