@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hotconf tests examples
+	$(VENV)/bin/mypy
 
 test: $(STAMP) lint
 	$(PY) -m pytest

@@ -186,6 +186,7 @@ def _load_snapshot(args: argparse.Namespace):
                 config = client.fetch_config(name)
             except NotFoundError as exc:
                 raise CommandError(str(exc), EXIT_MISSING) from None
+            assert config is not None  # None only answers a release key, and we sent none
             try:
                 result[name] = NamespaceSnapshot(name, config.configurations, config.release_key)
             except FormatError as exc:
@@ -278,7 +279,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     poller = lock.holder_pid()
     others = sorted(p.name for p in settings.cache_dir.glob(f"{settings.app_id}+*.json")
                     if p != cache.path) if settings.cache_dir.is_dir() else []
-    info = {
+    info: Dict[str, Any] = {
         "app_id": settings.app_id, "cluster": settings.cluster,
         "namespaces": list(settings.namespaces), "cache_file": str(cache.path),
         "poller_pid": poller,

@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from . import typed
 from .changes import ChangeEvent
@@ -46,8 +46,8 @@ class Config:
             app_id=app_id, server=server, config_service=config_service, cluster=cluster,
             namespaces=namespaces, secret=secret, label=label, ip=ip, data_center=data_center,
             cache_dir=cache_dir, store=store, poller=poller, reload_on=reload_on,
-            on_reload=on_reload, reload=reload, reload_wait=reload_wait,
-            reload_splay=reload_splay, reload_min_interval=reload_min_interval, **tuning)
+            on_reload=on_reload, reload=reload, reload_wait=reload_wait, reload_splay=reload_splay,
+            reload_min_interval=reload_min_interval, **cast(Dict[str, Any], tuning))
         self.settings = self.options.settings
         self._snapshot: Optional[Snapshot] = None  # set only where hotconf is armed
         self._getters: Optional[Dict[str, Callable[[str, Any], Any]]] = None  # the hot path

@@ -51,8 +51,9 @@ class PollerLock:
         return True
 
     def release(self) -> None:
-        if self.held:
-            os.close(self._fd)  # closing the descriptor drops the flock
+        fd = self._fd
+        if fd is not None and self.held:
+            os.close(fd)  # closing the descriptor drops the flock
         self._fd = None
 
     def _forget(self) -> None:

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable, FrozenSet, List, Optional, Sequence
+from typing import Callable, Collection, FrozenSet, List, Optional, Sequence, Tuple
 
 from .changes import ChangeEvent
 
@@ -23,7 +23,7 @@ Listener = Callable[[ChangeEvent], None]
 class Registration:
     callback: Listener
     keys: FrozenSet[str]
-    prefixes: tuple
+    prefixes: Tuple[str, ...]
     namespace: Optional[str]
 
     def view(self, event: ChangeEvent) -> Optional[ChangeEvent]:
@@ -40,7 +40,8 @@ class Listeners:
         self._queue: queue.Queue[Optional[Sequence[ChangeEvent]]] = queue.Queue()
         self._thread: Optional[threading.Thread] = None
 
-    def add(self, callback: Listener, keys=None, prefixes=None, namespace=None) -> None:
+    def add(self, callback: Listener, keys: Optional[Collection[str]] = None,
+            prefixes: Optional[Collection[str]] = None, namespace: Optional[str] = None) -> None:
         if not callable(callback):
             raise TypeError(f"on_change needs a callable, got {callback!r}")
         for name, value in (("keys", keys), ("prefixes", prefixes)):
@@ -57,9 +58,6 @@ class Listeners:
             before = len(self._registrations)
             self._registrations = [r for r in self._registrations if r.callback != callback]
             return len(self._registrations) != before
-
-    def __len__(self) -> int:
-        return len(self._registrations)
 
     def dispatch(self, events: Sequence[ChangeEvent]) -> None:
         if not events or not self._registrations:

@@ -125,14 +125,14 @@ class Settings:
         label: Optional[str] = None,
         ip: Optional[str] = None,
         data_center: Optional[str] = None,
-        cache_dir: Union[str, os.PathLike, None] = None,
+        cache_dir: Union[str, os.PathLike[str], None] = None,
         environ: Optional[Mapping[str, str]] = None,
         **tuning: float,
     ) -> Settings:
         """An explicit argument wins over the environment; the environment over defaults."""
         env = os.environ if environ is None else environ
 
-        def pick(explicit, name):
+        def pick(explicit: Optional[str], name: str) -> Optional[str]:
             return explicit if explicit not in (None, "") else (env.get(name) or None)
 
         app = pick(app_id, ENV_APP_ID)
@@ -165,14 +165,14 @@ class Settings:
                 )
         if len(set(names)) != len(names):
             raise SettingsError(f"namespaces {list(names)} name one namespace twice")
-        cache = pick(cache_dir, ENV_CACHE_DIR)
+        cache = pick(os.fspath(cache_dir) if cache_dir is not None else None, ENV_CACHE_DIR)
         unknown = set(tuning) - {f for f in cls.__dataclass_fields__ if f.endswith(
             ("_timeout", "_initial", "_max", "_interval"))}
         if unknown:
             raise SettingsError(f"unknown settings: {sorted(unknown)}")
-        for name, value in tuning.items():
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
+        for knob, seconds in tuning.items():
+            if not isinstance(seconds, (int, float)) or seconds <= 0:
+                raise SettingsError(f"{knob} must be a positive number of seconds, got {seconds!r}")
         return cls(
             app_id=app,
             meta_servers=meta if not services else (),

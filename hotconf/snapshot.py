@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from types import MappingProxyType
-from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Union
 
 from .changes import ChangeEvent, diff_values
 from .errors import ProtocolError
@@ -39,6 +39,15 @@ class NamespaceSnapshot(Mapping[str, str]):
         "name", "format", "configurations", "release_key", "notification_id", "found",
         "content", "parsed", "_values",
     )
+    name: str
+    format: Format
+    configurations: Mapping[str, str]
+    release_key: Optional[str]
+    notification_id: int
+    found: bool
+    content: Optional[str]
+    parsed: Any
+    _values: Dict[str, str]
 
     def __init__(
         self,
@@ -83,7 +92,7 @@ class NamespaceSnapshot(Mapping[str, str]):
     def __contains__(self, key: object) -> bool:
         return key in self._values
 
-    def getter(self):
+    def getter(self) -> Callable[[str, Any], Any]:
         """The bound ``get`` of the values: what Config's hot path calls."""
         return self._values.get
 
@@ -131,6 +140,12 @@ class Snapshot:
     """All namespaces of one app and cluster at one moment; ``version`` only moves forward."""
 
     __slots__ = ("app_id", "cluster", "namespaces", "version", "created_at", "source")
+    app_id: str
+    cluster: str
+    namespaces: Mapping[str, NamespaceSnapshot]
+    version: int
+    created_at: float
+    source: Source
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, cast
 
 from ..errors import ProtocolError
 
@@ -144,7 +144,7 @@ def parse_notifications(body: bytes) -> List[Notification]:
             if not isinstance(raw, dict) or not all(_is_int(v) for v in raw.values()):
                 raise ProtocolError("/notifications/v2: 'messages.details' is not a map of ids")
             details = dict(raw)
-        result.append(Notification(name, nid, details))
+        result.append(Notification(name, cast(int, nid), details))
     return result
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Protocol, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple
 
 import requests
 
@@ -98,7 +98,8 @@ class HttpTransport:
         # server that trickles one byte at a time (the read timeout is per socket read only).
         raw = resp.raw
         read1 = getattr(raw, "read1", None)
-        chunks, size = [], 0
+        chunks: List[bytes] = []
+        size = 0
         while True:
             if time.monotonic() > deadline:
                 raise TransportError(f"{url}: the answer took too long to arrive (a server or "

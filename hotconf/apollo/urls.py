@@ -59,19 +59,6 @@ def configs_path(
     )
 
 
-def configfiles_json_path(
-    app_id: str,
-    cluster: str,
-    namespace: str,
-    *,
-    ip: Optional[str] = None,
-    label: Optional[str] = None,
-    data_center: Optional[str] = None,
-) -> str:
-    path = f"/configfiles/json/{_q(app_id)}/{_q(cluster)}/{_q(namespace)}"
-    return path + _query([("ip", ip), ("label", label), ("dataCenter", data_center)])
-
-
 def notifications_path(
     app_id: str,
     cluster: str,

@@ -3,6 +3,8 @@
 It speaks the client protocol of Apollo's config service (meta ``/services/config``,
 ``/configs``, ``/configfiles/json``, ``/notifications/v2``, access keys, gray releases) from
 memory. It is a development tool: production uses Apollo.
+
+Top floor: may import the pure core (protocol helpers, formats, options); no client code.
 """
 
 from .server import DevServer

@@ -15,6 +15,7 @@ from typing import Dict, Optional, Tuple
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from ..formats import format_of
 from ..options import NAME_PATTERN
@@ -45,7 +46,7 @@ class DirectoryPublisher(FileSystemEventHandler):
         self._published: Dict[Key, Dict[str, str]] = {}
         self._lock = threading.Lock()
         self._timers: Dict[Path, threading.Timer] = {}
-        self._observer: Optional[Observer] = None
+        self._observer: Optional[BaseObserver] = None
 
     def _key_of(self, path: Path) -> Optional[Key]:
         try:

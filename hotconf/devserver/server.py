@@ -25,7 +25,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..apollo import signing
@@ -170,70 +170,31 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     # -- routing ---------------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        seg = self._segments()
+    def _dispatch(self, method: str) -> None:
+        segments = self._segments()
         try:
-            if seg[:2] == ["services", "config"]:
-                self._services()
-            elif seg[:1] == ["configs"] and len(seg) == 4:
-                self._configs(*seg[1:])
-            elif seg[:2] == ["configfiles", "json"] and len(seg) == 5:
-                self._configfiles_json(*seg[2:])
-            elif seg == ["notifications", "v2"]:
-                self._notifications()
-            elif seg == ["admin", "stats"]:
-                self._send(200, self.state.stats())
-            elif seg[:1] == ["admin"] and len(seg) == 7 and seg[1] == "apps":
-                self._admin_show(seg[2], seg[4], seg[6])
-            else:
-                self._error(404, "no such endpoint")
+            for route_method, pattern, handler, fixed in ROUTES:
+                if route_method != method:
+                    continue
+                params = _match(pattern, segments)
+                if params is not None:
+                    getattr(self, handler)(*params, **fixed)
+                    return
+            self._error(404, "no such endpoint")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._dispatch("GET")
+
     def do_POST(self) -> None:  # noqa: N802
-        seg = self._segments()
-        if seg[:2] == ["admin", "apps"] and len(seg) == 8 and seg[3] == "clusters" \
-                and seg[5] == "namespaces" and seg[7] in ("releases", "gray"):
-            self._admin_publish(seg[2], seg[4], seg[6], gray=seg[7] == "gray")
-        else:
-            self._error(404, "no such endpoint")
+        self._dispatch("POST")
 
     def do_PUT(self) -> None:  # noqa: N802
-        seg = self._segments()
-        data = self._read_json()
-        if data is None:
-            return
-        if seg[:2] == ["admin", "apps"] and len(seg) == 4 and seg[3] == "accesskey":
-            secret = data.get("secret")
-            if not isinstance(secret, str) or not secret:
-                self._error(400, "body needs a non-empty 'secret'")
-                return
-            self.state.set_secret(seg[2], secret)
-            self._send(200, {"appId": seg[2], "accessKey": "enabled"})
-        elif seg == ["admin", "services"]:
-            urls = data.get("urls")
-            if urls is not None and not (isinstance(urls, list) and
-                                         all(isinstance(u, str) for u in urls)):
-                self._error(400, "'urls' must be a list of URLs or null")
-                return
-            self.state.advertised = urls
-            self._send(200, {"urls": urls})
-        else:
-            self._error(404, "no such endpoint")
+        self._dispatch("PUT")
 
     def do_DELETE(self) -> None:  # noqa: N802
-        seg = self._segments()
-        if seg[:2] == ["admin", "apps"] and len(seg) == 4 and seg[3] == "accesskey":
-            self.state.set_secret(seg[2], None)
-            self._send(200, {"appId": seg[2], "accessKey": "disabled"})
-        elif seg[:2] == ["admin", "apps"] and len(seg) in (7, 8) and seg[3] == "clusters":
-            if len(seg) == 8 and seg[7] == "gray":
-                found = self.state.drop_gray(seg[2], seg[4], seg[6])
-            else:
-                found = self.state.delete(seg[2], seg[4], seg[6])
-            self._send(200, {"deleted": True}) if found else self._error(404, "nothing to delete")
-        else:
-            self._error(404, "no such endpoint")
+        self._dispatch("DELETE")
 
     # -- client endpoints ------------------------------------------------------------------------------
     def _services(self) -> None:
@@ -241,7 +202,7 @@ class Handler(BaseHTTPRequestHandler):
         urls = self.state.advertised
         if urls is None:
             host, port = self.server.server_address[:2]
-            urls = [f"http://{host}:{port}/"]
+            urls = [f"http://{host!s}:{port}/"]
         self._send(200, [{"appName": "APOLLO-CONFIGSERVICE", "instanceId": u, "homepageUrl": u}
                          for u in urls])
 
@@ -338,6 +299,43 @@ class Handler(BaseHTTPRequestHandler):
             return True
 
     # -- admin -----------------------------------------------------------------------------------------
+    def _admin_stats(self) -> None:
+        self._send(200, self.state.stats())
+
+    def _admin_access_key(self, app_id: str, enable: bool) -> None:
+        if not enable:
+            self.state.set_secret(app_id, None)
+            self._send(200, {"appId": app_id, "accessKey": "disabled"})
+            return
+        data = self._read_json()
+        if data is None:
+            return
+        secret = data.get("secret")
+        if not isinstance(secret, str) or not secret:
+            self._error(400, "body needs a non-empty 'secret'")
+            return
+        self.state.set_secret(app_id, secret)
+        self._send(200, {"appId": app_id, "accessKey": "enabled"})
+
+    def _admin_services(self) -> None:
+        data = self._read_json()
+        if data is None:
+            return
+        urls = data.get("urls")
+        if urls is not None and not (isinstance(urls, list) and
+                                     all(isinstance(u, str) for u in urls)):
+            self._error(400, "'urls' must be a list of URLs or null")
+            return
+        self.state.advertised = urls
+        self._send(200, {"urls": urls})
+
+    def _admin_delete(self, app_id: str, cluster: str, namespace: str, gray: bool) -> None:
+        if gray:
+            found = self.state.drop_gray(app_id, cluster, namespace)
+        else:
+            found = self.state.delete(app_id, cluster, namespace)
+        self._send(200, {"deleted": True}) if found else self._error(404, "nothing to delete")
+
     def _admin_publish(self, app_id: str, cluster: str, namespace: str, gray: bool) -> None:
         self.state.count("admin", app_id)
         data = self._read_json()
@@ -351,13 +349,14 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(data["content"], str):
                 self._error(400, "'content' must be a string")
                 return
-            configurations = {"content": data["content"]}
+            configurations: Optional[Dict[str, str]] = {"content": data["content"]}
         else:
             configurations = data.get("configurations")
             if not isinstance(configurations, dict) or not all(
                     isinstance(v, str) for v in configurations.values()):
                 self._error(400, "body needs 'configurations' (an object of strings) or 'content'")
                 return
+        assert configurations is not None
         try:
             if gray:
                 labels, ips = data.get("labels") or [], data.get("ips") or []
@@ -381,6 +380,45 @@ class Handler(BaseHTTPRequestHandler):
                          "configurations": dict(found[0].configurations)})
 
 
+_NS = "apps/{app}/clusters/{cluster}/namespaces/{namespace}"
+
+#: (method, path pattern, handler, fixed keyword arguments); "{x}" takes one segment, a
+#: trailing "*" any rest. The first match wins.
+ROUTES: List[Tuple[str, Tuple[str, ...], str, Dict[str, Any]]] = [
+    (method, tuple(pattern.split("/")), handler, fixed)
+    for method, pattern, handler, fixed in [
+        ("GET", "services/config/*", "_services", {}),
+        ("GET", "configs/{app}/{cluster}/{namespace}", "_configs", {}),
+        ("GET", "configfiles/json/{app}/{cluster}/{namespace}", "_configfiles_json", {}),
+        ("GET", "notifications/v2", "_notifications", {}),
+        ("GET", "admin/stats", "_admin_stats", {}),
+        ("GET", f"admin/{_NS}", "_admin_show", {}),
+        ("POST", f"admin/{_NS}/releases", "_admin_publish", {"gray": False}),
+        ("POST", f"admin/{_NS}/gray", "_admin_publish", {"gray": True}),
+        ("DELETE", f"admin/{_NS}/gray", "_admin_delete", {"gray": True}),
+        ("DELETE", f"admin/{_NS}", "_admin_delete", {"gray": False}),
+        ("PUT", "admin/apps/{app}/accesskey", "_admin_access_key", {"enable": True}),
+        ("DELETE", "admin/apps/{app}/accesskey", "_admin_access_key", {"enable": False}),
+        ("PUT", "admin/services", "_admin_services", {}),
+    ]
+]
+
+
+def _match(pattern: Tuple[str, ...], segments: List[str]) -> Optional[List[str]]:
+    """The values of the pattern's "{x}" segments, or None if the path does not match."""
+    if pattern[-1] == "*":
+        pattern, segments = pattern[:-1], segments[:len(pattern) - 1]
+    if len(pattern) != len(segments):
+        return None
+    params = []
+    for want, got in zip(pattern, segments):
+        if want.startswith("{"):
+            params.append(got)
+        elif want != got:
+            return None
+    return params
+
+
 class DevServer:
     """The dev server, in a background thread: ``with DevServer(port=0) as srv: srv.url``."""
 
@@ -393,7 +431,7 @@ class DevServer:
     @property
     def address(self) -> Tuple[str, int]:
         host, port = self._httpd.server_address[:2]
-        return host, port
+        return str(host), int(port)
 
     @property
     def url(self) -> str:
@@ -405,9 +443,6 @@ class DevServer:
                                         kwargs={"poll_interval": 0.2}, daemon=True)
         self._thread.start()
         return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
         self._httpd.shutdown()

@@ -34,6 +34,7 @@ def current_config() -> Config:
     from flask import current_app
 
     try:
-        return current_app.extensions[EXTENSION_KEY]
+        cfg: Config = current_app.extensions[EXTENSION_KEY]
     except KeyError:
         raise RuntimeError("this Flask app has no hotconf: call HotConf(app, cfg) first") from None
+    return cfg

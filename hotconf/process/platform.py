@@ -26,7 +26,7 @@ class Platform:
         """This process's facts if it runs under this server, else None."""
         return ProcessFacts()
 
-    def prepare(self, arm_all: Callable[[], None]) -> None:
+    def prepare(self, arm_all: Callable[[], object]) -> None:
         """Called when a Config is created. In a master that forks later, register what must
         exist before the fork (uWSGI: the workers' signal, a post-fork hook calling
         ``arm_all``). Registering starts nothing: no thread, no request."""

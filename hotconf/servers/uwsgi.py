@@ -27,7 +27,7 @@ from .control import write_fifo
 log = logging.getLogger("hotconf")
 
 try:
-    import uwsgi  # type: ignore[import-not-found]
+    import uwsgi
 except ImportError:  # outside uWSGI
     uwsgi = None
 
@@ -155,7 +155,7 @@ class UwsgiServer(Platform):
             uwsgi_cache=parse_cache2(_opt("cache2")),
         )
 
-    def prepare(self, arm_all: Callable[[], None]) -> None:
+    def prepare(self, arm_all: Callable[[], object]) -> None:
         """In the master (before the fork): register the workers' signal, and a post-fork hook
         that arms each worker and mule right away (uwsgidecorators' hook chain, so the app's own
         @postfork hooks keep working). Without a master, workers arm on their first read."""
@@ -165,7 +165,7 @@ class UwsgiServer(Platform):
             if PUSH.register_in_master() is None or self._post_fork_armed:
                 return
             try:
-                from uwsgidecorators import postfork  # type: ignore[import-not-found]
+                from uwsgidecorators import postfork
             except Exception:  # noqa: BLE001 - no master: workers arm on their first read
                 return
             postfork(arm_all)

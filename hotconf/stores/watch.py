@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 log = logging.getLogger("hotconf")
 
@@ -41,7 +42,7 @@ class FileWatch:
 
     def __init__(self, path: Path):
         self.path = path
-        self._observer: Optional[Observer] = None  # type: ignore[valid-type]
+        self._observer: Optional[BaseObserver] = None
 
     def start(self, callback: Callable[[], None]) -> None:
         if self._observer is not None:

@@ -209,9 +209,9 @@ def test_the_process_role_never_branches_on_store_kinds(module):
                     isinstance(o, (ast.Name, ast.Attribute)) and
                     getattr(o, "id", getattr(o, "attr", "")) == "kind" for o in operands):
                 found.append(f"line {node.lineno}: compares a store kind")
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
-            if "Store" in ast.unparse(node.args[1]):
-                found.append(f"line {node.lineno}: isinstance(..., Store)")
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance" \
+                and "Store" in ast.unparse(node.args[1]):
+            found.append(f"line {node.lineno}: isinstance(..., Store)")
         if isinstance(node, ast.Attribute) and node.attr == "persistent":
             found.append(f"line {node.lineno}: .persistent")
     assert found == []
