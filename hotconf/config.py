@@ -18,7 +18,7 @@ from .options import Options, resolve_options
 from .process.binding import Binding
 from .process.role import RoleName
 from .reload.policy import ReloadRequest
-from .snapshot import NamespaceSnapshot, Snapshot, diff
+from .snapshot import NamespaceSnapshot, Snapshot, SourceName, diff
 
 log = logging.getLogger("hotconf")
 
@@ -106,7 +106,7 @@ class Config:
         return self._binding.cache.path
 
     @property
-    def source(self) -> str:
+    def source(self) -> SourceName:
         """``"remote"``, ``"cache"``, ``"store"`` (see ``snapshot.Source``); ``"none"`` unloaded."""
         snapshot = self._snapshot
         return snapshot.source if snapshot is not None else "none"

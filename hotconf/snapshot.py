@@ -25,6 +25,8 @@ SNAPSHOT_FORMAT = "hotconf-snapshot/1"
 #: unreachable, or a reader following the file store);
 #: ``"store"`` read from the shared uWSGI cache by a reader.
 Source = Literal["remote", "cache", "store"]
+#: ``Config.source``: a ``Source``, or ``"none"`` before the first load in a process.
+SourceName = Literal["remote", "cache", "store", "none"]
 
 
 class NamespaceSnapshot(Mapping[str, str]):
