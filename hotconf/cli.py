@@ -160,7 +160,8 @@ def _options(args: argparse.Namespace, **extra: Any) -> Options:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return _options(args).settings
+    # store/poller given: the app's HOTCONF_STORE / HOTCONF_POLLER do not concern these commands
+    return _options(args, store="auto", poller="auto").settings
 
 
 def _shown(args: argparse.Namespace, key: str, value: Optional[str]) -> Optional[str]:

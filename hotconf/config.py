@@ -53,7 +53,7 @@ class Config:
         self._getters: Optional[Dict[str, Callable[[str, Any], Any]]] = None  # the hot path
         self._lock = threading.RLock()
         self._listeners = Listeners()
-        self._binding = Binding(self.options, self._install, lambda: self._snapshot, self._forget)
+        self._binding = Binding(self.options, self)
 
     # -- what the process role calls (``Binding``) --------------------------------------------------
     def _install(self, snapshot: Snapshot) -> List[ChangeEvent]:

@@ -4,6 +4,12 @@ The kernel releases the lock when its holder dies (SIGKILL included), so a stand
 takes over by simply trying again. A process that forks while holding the lock would share it
 with its child through the inherited descriptor, so children close theirs (O_CLOEXEC covers
 exec, ``after_in_child`` covers fork).
+
+A lock file can be deleted under a running poller (a tmp cleaner, a deploy that wipes the cache
+dir): the poller still holds the deleted file, and a standby that created a new one would hold
+another. So a lock counts only while its path still names the file locked (``still_ours``);
+standbys do not create a missing lock file until it has been missing for a while, and the
+poller's guard (``reassert``) puts a new one in place first.
 """
 
 from __future__ import annotations
@@ -11,32 +17,48 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 import weakref
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 _LOCKS: weakref.WeakSet[PollerLock] = weakref.WeakSet()
 
+#: How long a standby leaves a missing lock file to the poller that may still be running.
+RECREATE_AFTER = 3.0
+
 
 class PollerLock:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic):
         self.path = Path(path)
         self._fd: Optional[int] = None
         self._pid = 0
+        self._clock = clock
+        self._missing_since: Optional[float] = None
         _LOCKS.add(self)
 
     @property
     def held(self) -> bool:
         return self._fd is not None and self._pid == os.getpid()
 
-    def try_acquire(self) -> bool:
-        """Take the lock if nobody holds it; never blocks."""
+    def try_acquire(self, create_missing_after: float = 0.0) -> bool:
+        """Take the lock if nobody holds it; never blocks. A missing lock file is created at
+        once, or (for a standby) only once it has been missing ``create_missing_after`` s."""
         if self.held:
             return True
         self._forget()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
-                     0o600)
+        flags = os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path, flags)
+            self._missing_since = None
+        except FileNotFoundError:
+            now = self._clock()
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < create_missing_after:
+                return False
+            fd = os.open(self.path, flags | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -44,11 +66,31 @@ class PollerLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return False
             raise
+        if not _names(self.path, fd):  # deleted or replaced between our open and our lock
+            os.close(fd)
+            return False
         self._fd, self._pid = fd, os.getpid()
         # Who polls, for `hotconf status`; informational only (the flock is the truth).
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{self._pid}\n".encode(), 0)
         return True
+
+    def still_ours(self) -> bool:
+        """Held, and the path still names the file we locked."""
+        fd = self._fd
+        return fd is not None and self.held and _names(self.path, fd)
+
+    def reassert(self) -> bool:
+        """The poller's guard: if the lock file was deleted or replaced, lock the file now at
+        the path (creating it); False if another process holds that one (step down)."""
+        if self.still_ours():
+            return True
+        old, self._fd = self._fd, None
+        try:
+            return self.try_acquire()
+        finally:
+            if old is not None:
+                os.close(old)  # only after trying: never a moment with nothing held
 
     def release(self) -> None:
         fd = self._fd
@@ -82,6 +124,15 @@ class PollerLock:
             return int(text) if text.isdigit() else None
         finally:
             os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    try:
+        on_disk = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _after_fork_in_child() -> None:

@@ -6,6 +6,7 @@ other listeners but never the poller or a reader, and one that raises is logged 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import threading
@@ -44,6 +45,13 @@ class Listeners:
             prefixes: Optional[Collection[str]] = None, namespace: Optional[str] = None) -> None:
         if not callable(callback):
             raise TypeError(f"on_change needs a callable, got {callback!r}")
+        if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+                type(callback).__call__):
+            raise TypeError(
+                f"on_change got a coroutine function ({getattr(callback, '__qualname__', callback)}"
+                f"): listeners run on a hotconf thread, where nothing would await it. Pass a plain "
+                f"function; to run async code, hand it to your loop from there with "
+                f"asyncio.run_coroutine_threadsafe(coro, loop)")
         for name, value in (("keys", keys), ("prefixes", prefixes)):
             if isinstance(value, str):
                 raise TypeError(f"{name} must be a list of strings, not the string {value!r}")

@@ -223,7 +223,8 @@ def resolve_options(
     if poller_mode not in POLLER_CHOICES:
         raise SettingsError(f"poller={poller_mode!r}: use one of {', '.join(POLLER_CHOICES)}")
     try:
-        policy = ReloadPolicy(tuple(reload_on), reload_wait[0], reload_wait[1], reload_splay,
+        patterns = (reload_on,) if isinstance(reload_on, str) else tuple(reload_on)
+        policy = ReloadPolicy(patterns, reload_wait[0], reload_wait[1], reload_splay,
                               reload_min_interval)
     except (ValueError, IndexError, TypeError) as exc:
         raise SettingsError(f"reload settings: {exc}") from None

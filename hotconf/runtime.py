@@ -14,13 +14,14 @@ POLLER_CHOICES = (POLLER_AUTO, POLLER_MULE, POLLER_NEVER)
 @dataclass(frozen=True)
 class ProcessFacts:
     server: str = "other"              # "uwsgi", "gunicorn" or "other"
-    uwsgi_master: bool = False         # the uWSGI master, before it forks workers
+    uwsgi_master: bool = False         # loads the app before uWSGI forks (master, or no master)
     uwsgi_mule: bool = False
     uwsgi_threads: bool = True         # uwsgi.has_threads
     uwsgi_version: str = ""
     uwsgi_lazy: bool = False
     uwsgi_cache: Optional[Tuple[str, int, bool]] = None  # (name, blocksize, bitmap) of "hotconf"
     gunicorn_arbiter: bool = False     # gunicorn's master (the app is imported there with --preload)
+    gunicorn_arbiter_pid: Optional[int] = None  # a worker's arbiter, as gunicorn recorded it
 
 
 def will_fork(facts: ProcessFacts) -> bool:

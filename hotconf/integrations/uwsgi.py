@@ -25,13 +25,15 @@ from typing import Any
 
 from ..errors import HotconfError
 from ..process.binding import live_bindings
+from ..servers.uwsgi import PUSH
 
 log = logging.getLogger("hotconf")
 
 
-def run_mule(*configs: Any) -> None:  # pragma: no cover - runs in a mule
+def run_mule(*configs: Any, poll_interval: float = 1.0) -> None:  # pragma: no cover - in a mule
     """The body of a hotconf mule: poll for ``configs`` (default: every Config this process
-    knows, e.g. the ones inherited from the master) and never return."""
+    knows, e.g. the ones inherited from the master) and never return. (``poll_interval`` is
+    accepted for compatibility and unused: the mule waits on the poller, not a timer.)"""
     bindings = [cfg._binding for cfg in configs] or live_bindings()
     if not bindings:
         raise HotconfError("run_mule() found no Config: pass the app's Config objects")
@@ -41,3 +43,11 @@ def run_mule(*configs: Any) -> None:  # pragma: no cover - runs in a mule
              ", ".join(b.settings.app_id for b in bindings))
     while True:
         time.sleep(3600)
+
+
+# `shared-import = hotconf.integrations.uwsgi`: register the workers' signal in the master, before
+# the fork, even under lazy-apps (a no-op outside the uWSGI master).
+try:
+    PUSH.register_in_master()
+except Exception:  # noqa: BLE001 - never break the import of an app
+    log.exception("hotconf: could not register the uWSGI signal")

@@ -7,6 +7,10 @@ processes. The binding decides, per process, when hotconf may start there and st
 - elsewhere: on the first read, or eagerly right after the fork (``arm_all``: uWSGI's post-fork
   hook, gunicorn's ``post_fork``, a mule);
 - in a forked child: the parent's threads are gone, so its role is forgotten and re-armed.
+
+Arming is all or nothing: a role that fails to start (no thread, no inotify instance left) is
+torn down, the process serves the host's last good snapshot meanwhile, and arming is retried
+with backoff. Equal Configs in a process share one role (``shared``).
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
-from typing import Callable, List, Optional
+from functools import partial
+from typing import List, Optional, Protocol
 
+from ..backoff import Backoff
 from ..cache import LocalCache
 from ..changes import ChangeEvent
 from ..errors import ApolloError, ConfigUnavailableError
@@ -28,32 +35,57 @@ from ..stores import open_local_store
 from . import platform
 from .poller import Poller
 from .role import Role, RoleName
+from .shared import SharedRole, shared_role
 
 log = logging.getLogger("hotconf")
 
-#: What a binding delivers to: installs a snapshot, returns the change events (none if not newer)
-Install = Callable[[Snapshot], List[ChangeEvent]]
+
+class Reader(Protocol):
+    """The Config side of a binding: it holds a snapshot, installs newer ones (returning the
+    change events; none if not newer), and forgets what it holds in a forked child."""
+
+    _snapshot: Optional[Snapshot]
+
+    def _install(self, snapshot: Snapshot) -> List[ChangeEvent]: ...
+
+    def _forget(self) -> None: ...
+
 
 _live: weakref.WeakSet[Binding] = weakref.WeakSet()
 
 
 class Binding:
-    def __init__(self, options: Options, install: Install,
-                 held: Callable[[], Optional[Snapshot]], forget: Callable[[], None]):
-        """``install``/``held``/``forget`` are the reader's side (the Config): take a snapshot,
-        say which one it holds, drop it in a forked child."""
+    def __init__(self, options: Options, owner: Reader):
+        """``owner`` (the Config) is held weakly: a Config a program drops is freed at once,
+        and the role it used stops when no other Config shares it."""
         self.options = options
         self.settings = options.settings
         self.cache = LocalCache.for_settings(self.settings)
-        self._install, self._held, self._forget = install, held, forget
+        self._owner = weakref.ref(owner)
         self._lock = threading.RLock()
-        self._role: Optional[Role] = None
+        self._shared: Optional[SharedRole] = None
         self._prefork: Optional[Snapshot] = None
         self._reloads: Optional[ReloadController] = None
         self._stopped = False
+        self._waited_in = 0  # the pid in which a first read already waited for a first load
+        self._retry = Backoff(1.0, 60.0)
+        self._retry_at: Optional[float] = None
         self.last_error: Optional[ApolloError] = None
         _live.add(self)
         platform.current()[0].prepare(arm_all)
+
+    # -- the owner ----------------------------------------------------------------------------------
+    def _held(self) -> Optional[Snapshot]:
+        owner = self._owner()
+        return owner._snapshot if owner is not None else None
+
+    def _install(self, snapshot: Snapshot) -> List[ChangeEvent]:
+        owner = self._owner()
+        return owner._install(snapshot) if owner is not None else []
+
+    @property
+    def alive(self) -> bool:
+        return self._owner() is not None and not self._stopped
 
     # -- arming -----------------------------------------------------------------------------------
     def load(self) -> Snapshot:
@@ -67,12 +99,17 @@ class Binding:
                 if self._prefork is not None:
                     return self._prefork
                 raise ConfigUnavailableError("this Config was stopped; create a new one")
-            server, facts = platform.current()
+            _, facts = platform.current()
             if will_fork(facts):
                 return self._load_before_fork()
             role = self.arm()
-        if self._held() is None and role.name == "reader":
-            # Another process polls but has published nothing yet: give it its first load.
+            wait = (role is not None and role.name == "reader" and self._held() is None
+                    and self._waited_in != os.getpid())
+            if wait:
+                self._waited_in = os.getpid()
+        if wait and role is not None:
+            # Another process polls but has published nothing yet: give it its first load,
+            # once per process; later reads fail fast until a snapshot arrives.
             # (Not under self._lock: the delivery we wait for takes it.)
             s = self.settings
             role.wait_ready(s.connect_timeout + s.fetch_timeout + 1.0)
@@ -93,44 +130,88 @@ class Binding:
             raise self.unavailable()
         return self._prefork
 
-    def arm(self, as_mule: bool = False) -> Role:
-        """Start this process's part: on the first read, or eagerly after a fork or in a mule."""
+    def arm(self, as_mule: bool = False) -> Optional[Role]:
+        """Start this process's part: on the first read, or eagerly after a fork or in a mule.
+        None if it could not start (it is retried; the host's last good snapshot is served)."""
         with self._lock:
-            role = self._role
-            if role is not None and role.pid == os.getpid():
-                return role
+            own = self._own_role()
+            if own is not None:
+                return own
             server, facts = platform.current()
             options = self.options
             poller_mode = "auto" if as_mule else options.poller
-            role = Role(self.settings, facts, server.open_store(options, facts, self.cache),
-                        competes_for_poller(facts, poller_mode), self._deliver, held=self._held,
-                        fallback_store=lambda: open_local_store("memory", self.cache))
-            self._role = role
-            if options.reload_policy.patterns:
+            shared = shared_role((self.settings.instance_key, str(self.settings.cache_dir),
+                                  options.store, poller_mode))
+            with shared._lock:
+                role = shared.role
+                if role is None or role.pid != os.getpid():
+                    role = Role(self.settings, facts,
+                                server.open_store(options, facts, self.cache),
+                                competes_for_poller(facts, poller_mode), shared.deliver,
+                                held=lambda: shared.held,
+                                fallback_store=partial(open_local_store, "memory", self.cache))
+                    try:
+                        role.start()
+                    except Exception as exc:  # noqa: BLE001 - all or nothing, then retry
+                        self._arm_failed(role, exc)
+                        return None
+                    shared.role = role
+            self._shared = shared
+            self._retry.reset()
+            self._retry_at = None
+            if options.reload_policy.patterns and self._reloads is None:
                 self._reloads = ReloadController(
                     options.reload_policy, server.reloader(options, facts),
-                    is_poller=lambda: role.name == "poller")
-            role.start()
+                    is_poller=lambda: shared.role is not None and shared.role.name == "poller")
+            shared.subscribe(self)
             if role.poller is not None and role.poller.last_error is not None:
                 self.last_error = role.poller.last_error
             return role
 
-    def _deliver(self, snapshot: Snapshot) -> None:
+    def _arm_failed(self, role: Role, exc: Exception) -> None:
+        try:
+            role.stop()
+        except Exception:  # noqa: BLE001 - tearing down what half started
+            log.debug("hotconf: stopping a half-started role failed", exc_info=True)
+        delay = self._retry.next_delay()
+        self._retry_at = time.monotonic() + delay
+        log.error("hotconf: could not start in process %d (%s: %s); serving the last good "
+                  "snapshot this host has and trying again in %.0f s", os.getpid(),
+                  type(exc).__name__, exc, delay)
+        fallback = self.cache.load(self._held())
+        if fallback is not None:
+            self.deliver(fallback)
+        try:
+            timer = threading.Timer(delay, self._retry_arm)
+            timer.daemon = True
+            timer.start()
+        except RuntimeError:  # no thread can start now: check() retries when it is due
+            pass
+
+    def _retry_arm(self) -> None:
+        if not self._stopped and self._own_role() is None:
+            self.arm()
+
+    def deliver(self, snapshot: Snapshot) -> None:
         events = self._install(snapshot)
         reloads = self._reloads
         if reloads is not None and events:
             reloads.feed(events)
 
     def after_fork_in_child(self) -> None:
-        """The role's threads did not survive the fork: forget them; the next read re-arms."""
-        self._role = None
+        """The role's threads did not survive the fork: forget them; the next read re-arms. A
+        stopped Config keeps answering from its last snapshot, in the child as in the parent."""
+        self._shared = None
         self._reloads = None
         self._lock = threading.RLock()
-        self._forget()
+        owner = self._owner()
+        if owner is not None and not self._stopped:
+            owner._forget()
 
     # -- this process -----------------------------------------------------------------------------
     def _own_role(self) -> Optional[Role]:
-        role = self._role
+        shared = self._shared
+        role = shared.role if shared is not None else None
         return role if role is not None and role.pid == os.getpid() else None
 
     def check(self) -> None:
@@ -138,6 +219,8 @@ class Binding:
         role = self._own_role()
         if role is not None:
             role.check()
+        elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self._retry_arm()
 
     @property
     def role(self) -> RoleName:
@@ -163,16 +246,16 @@ class Binding:
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
-            role, self._role = self._role, None
-        if role is not None and role.pid == os.getpid():
-            role.stop()
+            shared, self._shared = self._shared, None
+        if shared is not None and (shared.role is None or shared.role.pid == os.getpid()):
+            shared.unsubscribe(self)
         if self._reloads is not None:
             self._reloads.close()
 
 
 def live_bindings() -> List[Binding]:
     """Every binding of this process whose Config has not been stopped."""
-    return [b for b in list(_live) if not b.stopped]
+    return [b for b in list(_live) if b.alive]
 
 
 def arm_all(as_mule: bool = False) -> List[Binding]:
@@ -181,8 +264,8 @@ def arm_all(as_mule: bool = False) -> List[Binding]:
     armed = []
     for binding in live_bindings():
         try:
-            binding.arm(as_mule=as_mule)
-            armed.append(binding)
+            if binding.arm(as_mule=as_mule) is not None:
+                armed.append(binding)
         except Exception:  # noqa: BLE001
             log.exception("hotconf: arming app %r after fork failed; it retries on first read",
                           binding.settings.app_id)

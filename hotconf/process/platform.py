@@ -35,17 +35,31 @@ class Platform:
         """The shared store for this process (``options.store`` resolved for this server)."""
         return open_local_store(store_kind(facts, options.store), cache)
 
+    def server_reloader(self, facts: ProcessFacts) -> Optional[Reloader]:
+        """How this server reloads itself as a whole (None: it cannot)."""
+        return None
+
     def reloader(self, options: Options, facts: ProcessFacts) -> Reloader:
-        """The reload action for ``options.reload``; server-level kinds are the servers'."""
+        """The reload action for ``options.reload``: ``auto`` is this server's own reload, else
+        the ``on_reload`` callback, else nothing; a server's name forces that server's action
+        (as configured, even where hotconf does not detect that server)."""
         kind = options.reload
         if kind == "auto":
+            own = self.server_reloader(facts)
+            if own is not None:
+                return own
             kind = "callback" if options.on_reload is not None else "none"
         if kind == "callback" and options.on_reload is not None:
             return CallbackReloader(options.on_reload)
         if kind == "none":
             return NoReloader()
-        raise ReloadError(f"reload={kind!r} is not possible in this process (server: "
-                          f"{facts.server}): use 'auto', 'callback' or 'none' here")
+        for platform in list(_registered):
+            if platform.name == kind:
+                forced = platform.server_reloader(facts)
+                if forced is not None:
+                    return forced
+        raise ReloadError(f"reload={kind!r}: no such reload action here (use auto, uwsgi, "
+                          f"gunicorn, callback or none)")
 
 
 _registered: List[Platform] = []

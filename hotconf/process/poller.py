@@ -206,8 +206,14 @@ class Poller:
                     ok = False
                     continue  # the id stays behind: the next poll answers at once and we retry
                 self._state.advance(name, note)
+                new_id = self._state.id_of(name)
                 if result is not None:
-                    updates[name] = result.with_notification_id(self._state.id_of(name))
+                    updates[name] = result.with_notification_id(new_id)
+                elif previous is not None and previous.notification_id != new_id:
+                    # Same release under a newer id: the fetch that follows a notification can
+                    # return the release of the next one (published in between), whose own
+                    # notification then meets a 304. The snapshot carries the newest id.
+                    updates[name] = previous.with_notification_id(new_id)
         if updates:
             self._publish(updates)
         return ok
@@ -245,13 +251,16 @@ class Poller:
             snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces, 1)
         else:
             snapshot = current.replace(updates, source="remote")
-        log.info("hotconf: new release of %s (snapshot v%d)",
-                 ", ".join(f"{n}@{ns.release_key}" for n, ns in updates.items()), snapshot.version)
+        released = [f"{n}@{ns.release_key}" for n, ns in updates.items()
+                    if current is None or not ns.same_release(current.namespaces.get(n))]
+        if released:
+            log.info("hotconf: new release of %s (snapshot v%d)", ", ".join(released),
+                     snapshot.version)
         self._install(snapshot)
 
     def _install(self, snapshot: Snapshot) -> None:
-        if self._stop.is_set() and self._thread is not None:
-            return
+        if self._stop.is_set():
+            return  # a fetch that finished after stop() publishes nothing
         self._snapshot = snapshot
         try:
             if not self.store.publish(snapshot):

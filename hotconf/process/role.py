@@ -15,7 +15,7 @@ import random
 import threading
 from typing import Callable, Literal, Optional
 
-from ..election import PollerLock
+from ..election import RECREATE_AFTER, PollerLock
 from ..options import Settings
 from ..runtime import ProcessFacts, threads_problem
 from ..snapshot import Snapshot
@@ -25,6 +25,7 @@ from .poller import Poller
 log = logging.getLogger("hotconf")
 
 STANDBY_INTERVAL = 1.0
+GUARD_INTERVAL = 1.0  # how often the poller checks that its lock file is still the one
 
 #: What a process does for a Config: ``"poller"`` (it talks to Apollo for the host),
 #: ``"reader"`` (it follows the shared store), ``"idle"`` (not armed in this process yet).
@@ -42,6 +43,7 @@ class Role:
         held: Callable[[], Optional[Snapshot]] = lambda: None,
         fallback_store: Optional[Callable[[], Store]] = None,
         standby_interval: float = STANDBY_INTERVAL,
+        guard_interval: float = GUARD_INTERVAL,
         make_poller: Callable[[Settings, Store], Poller] = Poller,
     ):
         """``deliver`` receives every newer snapshot; ``held`` says which one the process holds
@@ -58,6 +60,7 @@ class Role:
         self._fallback_store = fallback_store
         self._make_poller = make_poller
         self._interval = standby_interval
+        self._guard_interval = guard_interval
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._standby: Optional[threading.Thread] = None
@@ -106,6 +109,31 @@ class Role:
             self.lock.release()
             return
         poller.start()
+        if self.store.shared:
+            threading.Thread(target=self._guard_loop, name="hotconf-lock-guard",
+                             daemon=True).start()
+
+    def _guard_loop(self) -> None:
+        """While polling: if the lock file is deleted or replaced, put a new one in place
+        before a standby does, or step down if one already holds it (never two pollers for
+        longer than this interval)."""
+        while not self._stop.wait(self._guard_interval):
+            poller = self.poller
+            if poller is None:
+                return
+            try:
+                if self.lock.reassert():
+                    continue
+            except OSError as exc:  # the directory itself is gone for now: try again
+                log.debug("hotconf: checking the poller lock failed: %s", exc)
+                continue
+            log.warning("hotconf: process %d stops polling for %s: its lock file %s was "
+                        "replaced and another process holds the new one", os.getpid(),
+                        self.settings.instance_key, self.lock.path)
+            self.poller = None
+            poller.stop()
+            self._start_reader()
+            return
 
     def _start_reader(self) -> None:
         self.store.watch(self.refresh)
@@ -142,7 +170,8 @@ class Role:
         rng = random.Random()
         while not self._stop.wait(self._interval * (0.75 + 0.5 * rng.random())):
             try:
-                if self.competes and not self._stop.is_set() and self.lock.try_acquire():
+                if self.competes and not self._stop.is_set() and \
+                        self.lock.try_acquire(create_missing_after=RECREATE_AFTER):
                     log.warning("hotconf: process %d takes over polling for %s (the previous "
                                 "poller is gone)", os.getpid(), self.settings.instance_key)
                     self._become_poller()

@@ -1,53 +1,104 @@
-"""gunicorn: the arbiter (master) imports the app only with ``--preload``, then forks workers;
-a worker is told apart from the arbiter, and a reload is SIGHUP to the arbiter.
+"""gunicorn: which process is the arbiter (master) and which a worker, told from gunicorn's own
+objects, and a reload as SIGHUP to the arbiter that spawned this worker.
+
+The arbiter imports the app only with ``--preload``, before forking; a worker runs inside
+``Arbiter.spawn_worker`` -> ``Worker.init_process``, and gunicorn records the arbiter's pid in
+the worker (``worker.ppid``) at spawn. Both are read off the main thread's stack: no command
+line is parsed, so PID 1 in a container, ``tini``, ``dumb-init`` or a shell wrapper that does not
+``exec`` change nothing. A process forked by a worker (multiprocessing, a helper) finds a Worker
+whose pid is not its own: it is a plain process, and never signals anyone.
 
 The user-facing hook (``post_fork`` for gunicorn.conf.py) is ``hotconf.integrations.gunicorn``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
-from typing import Optional
+import threading
+from types import FrameType
+from typing import Dict, Iterator, Optional, Tuple
 
-from ..options import Options
+from ..errors import ReloadError
 from ..process.platform import Platform
 from ..reload.actions import Reloader
 from ..reload.policy import ReloadRequest
 from ..runtime import ProcessFacts
 
-_forked_after_import = False
+log = logging.getLogger("hotconf")
+
+#: pid -> ("arbiter" | "worker" | "other", the arbiter's pid for a worker)
+_seen: Dict[int, Tuple[str, Optional[int]]] = {}
 
 
-def _mark_forked() -> None:
-    global _forked_after_import
-    _forked_after_import = True
+def _frames() -> Iterator[FrameType]:
+    """This thread's stack, then the main thread's (a request thread of a gthread worker does
+    not have the worker on its own stack; the main thread does)."""
+    seen = set()
+    main = threading.main_thread().ident
+    starts = [sys._getframe(1)]
+    main_frame = sys._current_frames().get(main) if main is not None else None
+    if main_frame is not None:
+        starts.append(main_frame)
+    for frame in starts:
+        current: Optional[FrameType] = frame
+        while current is not None:
+            if id(current) not in seen:
+                seen.add(id(current))
+                yield current
+            current = current.f_back
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_mark_forked)
-
-
-def _is_arbiter() -> bool:
-    """gunicorn's master imports the app only with --preload, before forking. Workers are its
-    children: either we saw the fork (hotconf was imported before it), or our parent is a
-    gunicorn process (the app was imported after it)."""
-    if _forked_after_import:
-        return False
-    try:
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
-            parent = fh.read().replace(b"\0", b" ")
-    except OSError:
-        return False  # cannot tell: behave as a worker rather than never polling
-    return b"gunicorn" not in parent
+def classify() -> Tuple[str, Optional[int]]:
+    """("arbiter", None), ("worker", arbiter_pid) or ("other", None) for this process."""
+    pid = os.getpid()
+    known = _seen.get(pid)
+    if known is not None:
+        return known
+    arbiter_type = getattr(sys.modules.get("gunicorn.arbiter"), "Arbiter", None)
+    base = sys.modules.get("gunicorn.workers.base")
+    worker_type = getattr(base, "Worker", None)
+    found: Tuple[str, Optional[int]] = ("other", None)
+    arbiter_here = False
+    for frame in _frames():
+        for value in list(frame.f_locals.values()):
+            if worker_type is not None and isinstance(value, worker_type) \
+                    and getattr(value, "pid", None) == pid:
+                ppid = getattr(value, "ppid", None)
+                found = ("worker", ppid if isinstance(ppid, int) and ppid > 0 else None)
+                break
+            if arbiter_type is not None and isinstance(value, arbiter_type) \
+                    and getattr(value, "pid", None) in (None, pid):
+                arbiter_here = True  # before start() (--preload) or the running arbiter
+        if found[0] == "worker":
+            break
+    if found[0] != "worker" and arbiter_here:
+        found = ("arbiter", None)
+    if found[0] != "other":
+        _seen[pid] = found  # "other" may still become known (a worker's first frames)
+    return found
 
 
 class GunicornReloader(Reloader):
-    description = "gunicorn reload (SIGHUP to the arbiter)"
+    """SIGHUP to the arbiter recorded at spawn: never to pid 0 or a process group, never to a
+    parent that is not that arbiter (it died and the worker was re-parented)."""
+
+    def __init__(self, arbiter_pid: Optional[int]):
+        self.arbiter_pid = arbiter_pid
+        self.description = f"gunicorn reload (SIGHUP to the arbiter, pid {arbiter_pid})"
 
     def __call__(self, request: ReloadRequest) -> None:
-        os.kill(os.getppid(), signal.SIGHUP)  # the poller is a worker: its parent is the arbiter
+        pid = self.arbiter_pid
+        if pid is None or pid <= 0:
+            raise ReloadError("this process is not a gunicorn worker with a known arbiter: "
+                              "nothing was signalled (reload the server by hand: hotconf "
+                              "reload --pidfile)")
+        if os.getppid() != pid:
+            raise ReloadError(f"the gunicorn arbiter (pid {pid}) is no longer this worker's "
+                              f"parent: nothing was signalled")
+        os.kill(pid, signal.SIGHUP)
 
 
 class GunicornServer(Platform):
@@ -56,9 +107,11 @@ class GunicornServer(Platform):
     def detect(self) -> Optional[ProcessFacts]:
         if "gunicorn.arbiter" not in sys.modules:
             return None
-        return ProcessFacts(server="gunicorn", gunicorn_arbiter=_is_arbiter())
+        kind, arbiter_pid = classify()
+        if kind == "other":
+            return None  # gunicorn is imported here, but this is not its arbiter or worker
+        return ProcessFacts(server="gunicorn", gunicorn_arbiter=kind == "arbiter",
+                            gunicorn_arbiter_pid=arbiter_pid)
 
-    def reloader(self, options: Options, facts: ProcessFacts) -> Reloader:
-        if options.reload in ("auto", "gunicorn"):
-            return GunicornReloader()
-        return super().reloader(options, facts)
+    def server_reloader(self, facts: ProcessFacts) -> Reloader:
+        return GunicornReloader(facts.gunicorn_arbiter_pid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -26,17 +27,18 @@ from .control import write_fifo
 
 log = logging.getLogger("hotconf")
 
-try:
-    import uwsgi
-except ImportError:  # outside uWSGI
-    uwsgi = None
+def _uwsgi() -> Any:
+    """uWSGI's embedded module, or None outside uWSGI. Never imported: inside uWSGI it is in
+    sys.modules from the start, and a stray uwsgi.py on sys.path must not be picked up."""
+    module = sys.modules.get("uwsgi")
+    return module if module is not None and hasattr(module, "worker_id") else None
 
 FIRST_SIGNAL = 100
 
 
 def _opt(key: str) -> Any:
     try:
-        return uwsgi.opt.get(key)
+        return _uwsgi().opt.get(key)
     except Exception:  # noqa: BLE001 - uwsgi.opt is a plain dict; be defensive anyway
         return None
 
@@ -48,6 +50,13 @@ def _opt_text(key: str) -> Optional[str]:
     if isinstance(value, bytes):
         value = value.decode()
     return value if isinstance(value, str) and value else None
+
+
+def _spooler() -> bool:
+    try:
+        return bool(_uwsgi().i_am_the_spooler())
+    except Exception:  # noqa: BLE001 - older uWSGI, or no spooler support
+        return False
 
 
 class SignalPush:
@@ -62,6 +71,7 @@ class SignalPush:
     def register_in_master(self) -> Optional[int]:
         """In the uWSGI master, before the fork (only the master's registration reaches every
         worker). Safe to call more than once; a no-op elsewhere."""
+        uwsgi = _uwsgi()
         if uwsgi is None or self.number is not None:
             return self.number
         if uwsgi.masterpid() != os.getpid() or uwsgi.worker_id() != 0 or uwsgi.mule_id() != 0:
@@ -85,6 +95,7 @@ class SignalPush:
                 log.exception("hotconf: refreshing after uWSGI signal %d failed", signum)
 
     def notify(self) -> None:
+        uwsgi = _uwsgi()
         if uwsgi is not None and self.number is not None:
             try:
                 uwsgi.signal(self.number)
@@ -131,7 +142,7 @@ class UwsgiReloader(Reloader):
         elif self.lazy and self.touch:
             Path(self.touch).touch()
         else:
-            uwsgi.reload()
+            _uwsgi().reload()
 
 
 class UwsgiServer(Platform):
@@ -141,13 +152,19 @@ class UwsgiServer(Platform):
         self._post_fork_armed = False
 
     def detect(self) -> Optional[ProcessFacts]:
-        if uwsgi is None or not hasattr(uwsgi, "worker_id"):
+        uwsgi = _uwsgi()
+        if uwsgi is None:
             return None
         worker, mule = uwsgi.worker_id(), uwsgi.mule_id()
         version = getattr(uwsgi, "version", b"")
+        # The process that loads the app before uWSGI forks: the master, or without a master
+        # the first process (it becomes worker 1 and C-forks the others: no hook of Python's
+        # runs in them, so nothing may start here). A spooler also has no worker id.
+        master = uwsgi.masterpid()
+        loader = worker == 0 and mule == 0 and master in (0, os.getpid()) and not _spooler()
         return ProcessFacts(
             server="uwsgi",
-            uwsgi_master=worker == 0 and mule == 0 and uwsgi.masterpid() == os.getpid(),
+            uwsgi_master=loader,
             uwsgi_mule=mule > 0,
             uwsgi_threads=bool(getattr(uwsgi, "has_threads", 1)),
             uwsgi_version=version.decode() if isinstance(version, bytes) else str(version),
@@ -159,7 +176,7 @@ class UwsgiServer(Platform):
         """In the master (before the fork): register the workers' signal, and a post-fork hook
         that arms each worker and mule right away (uwsgidecorators' hook chain, so the app's own
         @postfork hooks keep working). Without a master, workers arm on their first read."""
-        if uwsgi is None:
+        if _uwsgi() is None:
             return
         try:
             if PUSH.register_in_master() is None or self._post_fork_armed:
@@ -176,26 +193,15 @@ class UwsgiServer(Platform):
     def open_store(self, options: Options, facts: ProcessFacts, cache: LocalCache) -> Store:
         if store_kind(facts, options.store) != "uwsgi":
             return super().open_store(options, facts, cache)
-        if uwsgi is None or facts.uwsgi_cache is None:
+        if facts.uwsgi_cache is None:
             raise HotconfError("store='uwsgi' needs 'cache2 = name=hotconf,items=16,"
                                "blocksize=1048576' in the [uwsgi] section")
         name, blocksize, bitmap = facts.uwsgi_cache
-        front = UwsgiCacheStore(uwsgi, PUSH, name, options.settings.instance_key, blocksize,
+        front = UwsgiCacheStore(_uwsgi(), PUSH, name, options.settings.instance_key, blocksize,
                                 bitmap)
         # The cache file behind it: the last good copy on disk, what readers fall back to when
         # a full reload wiped the uWSGI cache or the snapshot did not fit it.
         return LayeredStore(front, cache, watch_file=True)
 
-    def reloader(self, options: Options, facts: ProcessFacts) -> Reloader:
-        if options.reload in ("auto", "uwsgi"):
-            return UwsgiReloader(facts.uwsgi_lazy)
-        return super().reloader(options, facts)
-
-
-# `shared-import = hotconf.integrations.uwsgi` (or any import of hotconf in the master)
-# registers the signal before the fork, even under lazy-apps.
-if uwsgi is not None:
-    try:
-        PUSH.register_in_master()
-    except Exception:  # noqa: BLE001 - never break the import of an app
-        log.exception("hotconf: could not register the uWSGI signal")
+    def server_reloader(self, facts: ProcessFacts) -> Reloader:
+        return UwsgiReloader(facts.uwsgi_lazy)

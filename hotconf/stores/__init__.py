@@ -29,7 +29,8 @@ def open_local_store(kind: str, cache: LocalCache) -> Store:
     if kind == "memory":
         return LayeredStore(MemoryStore(), cache, watch_file=False)
     raise SettingsError(f"store {kind!r} is not available in this process: use one of "
-                        f"{', '.join(LOCAL_KINDS)} (store='uwsgi' needs uWSGI)")
+                        f"{', '.join(LOCAL_KINDS)} (store='uwsgi' works inside uWSGI, with "
+                        f"'cache2 = name=hotconf,items=16,blocksize=1048576' in [uwsgi])")
 
 
 __all__ = ["FileStore", "LayeredStore", "MemoryStore", "Store", "open_local_store"]

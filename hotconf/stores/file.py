@@ -11,7 +11,7 @@ import fcntl
 import logging
 import os
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ..cache import LocalCache
 from ..snapshot import Snapshot
@@ -19,6 +19,17 @@ from .base import Store
 from .watch import FileWatch
 
 log = logging.getLogger("hotconf")
+
+
+# Writers of one path in this process take the same lock: POSIX record locks do not exclude
+# threads of one process from each other.
+_WRITERS: Dict[str, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(path: str) -> threading.Lock:
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(path, threading.Lock())
 
 
 class FileStore(Store):
@@ -29,7 +40,7 @@ class FileStore(Store):
         self.cache = cache
         self.path = cache.path
         self._watch = FileWatch(cache.path)
-        self._write_lock = threading.Lock()
+        self._write_lock = _writer_lock(str(self.path))
 
     def publish(self, snapshot: Snapshot) -> bool:
         lock_path = self.path.with_name(self.path.name + ".wlock")
@@ -44,7 +55,10 @@ class FileStore(Store):
                 self._notify_local(snapshot)
                 return False
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # compare-and-swap across processes
+                # Compare-and-swap across processes. A POSIX lock (lockf), not flock: it belongs
+                # to this process, so a child forked mid-write inherits the descriptor but not
+                # the lock, and cannot keep the host's writers waiting for as long as it lives.
+                fcntl.lockf(fd, fcntl.LOCK_EX)
                 if not snapshot.newer_than(self.cache.load()):
                     return False
                 written = self.cache.save(snapshot)

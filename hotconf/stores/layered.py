@@ -13,8 +13,9 @@ import threading
 from typing import Any, Callable, Optional
 
 from ..cache import LocalCache
+from ..errors import StoreError
 from ..snapshot import Snapshot
-from .base import Store, Subscriber
+from .base import Store
 from .watch import FileWatch
 
 
@@ -25,12 +26,10 @@ class LayeredStore(Store):
         self.name = front.name
         self.shared = front.shared
         self._file_watch: Optional[FileWatch] = FileWatch(cache.path) if watch_file else None
+        front.subscribe(self._notify_local)
         self._lock = threading.Lock()
         self._file_token: Any = None
         self._on_file: Optional[Snapshot] = None  # what the file was last seen to hold
-
-    def subscribe(self, callback: Subscriber) -> None:
-        self.front.subscribe(callback)
 
     def publish(self, snapshot: Snapshot) -> bool:
         with self._lock:
@@ -39,7 +38,13 @@ class LayeredStore(Store):
         if not snapshot.same_releases(on_file) and self.cache.save(snapshot):
             with self._lock:
                 self._on_file, self._file_token = snapshot, self.cache.token()
-        return self.front.publish(snapshot)
+        try:
+            return self.front.publish(snapshot)
+        except StoreError:
+            # The front refused it (too large for the uWSGI cache): this process still serves
+            # it, and the others read it from the file.
+            self._notify_local(snapshot)
+            raise
 
     def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         newest = self.front.latest(previous)

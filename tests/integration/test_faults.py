@@ -49,7 +49,7 @@ def test_fault_is_survived_with_backoff_and_last_good_kept(devserver, proxied, k
     attempts = proxy.count(where, since=started)
     # backoff 0.5 s then 1 s: a handful of attempts in 3.5 s, never a busy loop
     assert attempts <= 8, f"{attempts} requests to {where} in {WINDOW}s"
-    assert cfg._binding._role.poller.running, "the poller thread died"
+    assert cfg._binding._own_role().poller.running, "the poller thread died"
     proxy.heal()
     wait_until(lambda: cfg.get("k") == "v2", timeout=15, message="recovery after the fault")
 

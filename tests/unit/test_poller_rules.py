@@ -85,10 +85,37 @@ def test_ids_go_back_to_minus_one_after_a_failed_poll(apollo, clock, tmp_path):
 def test_a_304_fetch_publishes_nothing_and_a_304_poll_is_a_success(apollo, clock, tmp_path):
     poller, store = make_poller(apollo, clock, tmp_path)
     poller.load_initial()
+    poller.step()  # the first poll learns the server's id: the snapshot carries it
+    learned = store.latest()
+    assert learned.namespaces["application"].notification_id == apollo.releases["application"][2]
     for _ in range(3):
         poller.step()
-    assert store.latest().version == 1
+    assert store.latest() is learned  # 304 polls publish nothing
     assert clock.sleeps == []  # no failure, no backoff
+
+
+def test_a_release_fetched_early_still_ends_with_its_own_notification_id(clock, tmp_path):
+    """A fetch after notification N can return release N+1 (published in between); N+1's own
+    notification then meets a 304, and the snapshot must still carry N+1's id."""
+    apollo = FakeApollo()
+    apollo.publish("application", {"k": "v1"})
+    poller, store = make_poller(apollo, clock, tmp_path)
+    poller.load_initial()
+    poller.step()
+    poller.step()
+    apollo.publish("application", {"k": "v2"})
+    real = apollo.transport.handler
+
+    def publish_v3_before_the_fetch(request):
+        if request.path.startswith("/configs/") and apollo.releases["application"][1]["k"] == "v2":
+            apollo.publish("application", {"k": "v3"})
+        return real(request)
+
+    apollo.transport.handler = publish_v3_before_the_fetch
+    poller.step()  # notified of v2, fetches v3
+    poller.step()  # notified of v3: 304
+    ns = store.latest().namespaces["application"]
+    assert ns["k"] == "v3" and ns.notification_id == apollo.releases["application"][2]
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets_on_success(apollo, clock, tmp_path):
