@@ -15,6 +15,7 @@ import requests
 
 from hotconf.election import PollerLock
 from hotconf.options import Settings
+from tests.helpers import wait_until
 
 SERVERS_DIR = Path(__file__).parent / "servers"
 BIN = Path(sys.executable).parent
@@ -181,3 +182,27 @@ def idle_cpu(server: ServerProcess, seconds: float = 2.0) -> float:
     before = cpu_seconds(pids)
     time.sleep(seconds)
     return cpu_seconds(pids) - before
+
+
+def long_polls(apollo, app_id):
+    return apollo.state.stats()["long_polls_open_by_app"].get(app_id, 0)
+
+
+def assert_one_long_poll(apollo, app_id, handovers=False):
+    """Exactly one long poll for the server. With ``handovers`` (the poller itself may be
+    recycled meanwhile) a sample may fall in the hand-over gap, but never shows two."""
+    wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
+    samples = []
+    for _ in range(8):
+        samples.append(long_polls(apollo, app_id))
+        time.sleep(0.15)
+    if handovers:
+        assert max(samples) == 1, samples
+        wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
+    else:
+        assert samples == [1] * 8, samples
+
+
+def release_reaches_every_worker(apollo, env, url, workers, value):
+    apollo.state.publish(env["APP_ID"], "default", "application", {"greeting": value})
+    return every_worker(url, workers, want=lambda a: a["greeting"] == value)

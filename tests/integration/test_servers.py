@@ -13,40 +13,18 @@ from tests.servers_harness import (
     CACHE2,
     SERVERS_DIR,
     ServerProcess,
+    assert_one_long_poll,
     every_worker,
     gunicorn,
     idle_cpu,
     pid_alive,
     poller_pid,
+    release_reaches_every_worker,
     uwsgi,
 )
 
 pytestmark = pytest.mark.servers
 
-
-
-def long_polls(apollo, app_id):
-    return apollo.state.stats()["long_polls_open_by_app"].get(app_id, 0)
-
-
-def assert_one_long_poll(apollo, app_id, handovers=False):
-    """Exactly one long poll for the server. With ``handovers`` (the poller itself may be
-    recycled meanwhile) a sample may fall in the hand-over gap, but never shows two."""
-    wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
-    samples = []
-    for _ in range(8):
-        samples.append(long_polls(apollo, app_id))
-        time.sleep(0.15)
-    if handovers:
-        assert max(samples) == 1, samples
-        wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
-    else:
-        assert samples == [1] * 8, samples
-
-
-def release_reaches_every_worker(apollo, env, url, workers, value):
-    apollo.state.publish(env["APP_ID"], "default", "application", {"greeting": value})
-    return every_worker(url, workers, want=lambda a: a["greeting"] == value)
 
 
 def assert_idle_is_quiet(server):
