@@ -22,8 +22,10 @@ FAULTS = ("invalid_json", "wrong_shape", "wrong_types", "huge_declared", "huge_s
 
 
 class FaultyProxy:
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, delay: float = 0.0):
+        """``delay``: seconds added to every forwarded request (a config service far away)."""
         self.upstream = upstream.rstrip("/")
+        self.delay = delay
         self.faults: Dict[str, str] = {}
         self._stop = threading.Event()
         self._server = ScriptedServer(self._respond)
@@ -62,6 +64,8 @@ class FaultyProxy:
 
     # -- behaviour ---------------------------------------------------------------------------------
     def forward(self, h: BaseHTTPRequestHandler) -> None:
+        if self.delay:
+            self._stop.wait(self.delay)
         headers = {k: v for k, v in h.headers.items() if k.lower() in ("authorization", "timestamp")}
         r = requests.get(self.upstream + h.path, headers=headers, timeout=120,
                          allow_redirects=False)

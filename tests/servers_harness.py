@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,7 +32,9 @@ class ServerProcess:
         self.first_status: Optional[int] = None  # of the very first request the app answered
         self.first_latency: Optional[float] = None
 
-    def start(self, timeout: float = 40) -> ServerProcess:
+    def start(self, timeout: float = 40, first_request: bool = True) -> ServerProcess:
+        """Start and wait until it answers a request (or, with ``first_request=False``, only
+        until its port accepts connections: no request has warmed any worker yet)."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env={**os.environ, **self.env},
                                      stdout=self._log, stderr=subprocess.STDOUT,
@@ -40,6 +43,13 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited ({self.proc.returncode}):\n{self.log()}")
+            if not first_request:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+                    continue
             try:
                 sent = time.monotonic()
                 status = requests.get(self.url + "/", timeout=15).status_code

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..process.binding import arm_all
+from ..servers.gunicorn import arms_after_fork
 
 
 def post_fork(server: Any = None, worker: Any = None) -> None:
-    arm_all()
+    if worker is None or arms_after_fork(worker):
+        arm_all()

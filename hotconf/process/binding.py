@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from functools import partial
-from typing import List, Optional, Protocol
+from typing import List, Optional, Protocol, Tuple
 
 from ..backoff import Backoff
 from ..cache import LocalCache
@@ -62,12 +62,13 @@ class Binding:
         self.settings = options.settings
         self.cache = LocalCache.for_settings(self.settings)
         self._owner = weakref.ref(owner)
-        self._lock = threading.RLock()
+        self._lock: Optional[threading.RLock] = None  # made at first use in each process
+        self._lock_pid = 0
         self._shared: Optional[SharedRole] = None
         self._prefork: Optional[Snapshot] = None
         self._reloads: Optional[ReloadController] = None
         self._stopped = False
-        self._waited_in = 0  # the pid in which a first read already waited for a first load
+        self._first_wait: Optional[Tuple[int, float]] = None  # (pid, deadline) of the first wait
         self._retry = Backoff(1.0, 60.0)
         self._retry_at: Optional[float] = None
         self.last_error: Optional[ApolloError] = None
@@ -87,11 +88,19 @@ class Binding:
     def alive(self) -> bool:
         return self._owner() is not None and not self._stopped
 
+    def _process_lock(self) -> threading.RLock:
+        """This process's lock, made at its first use here: under gevent that is after the
+        worker was monkey-patched, so greenlets wait on it (a lock made before the patch, e.g.
+        in a --preload arbiter, lets every greenlet of the thread through at once)."""
+        if self._lock is None or self._lock_pid != os.getpid():
+            self._lock, self._lock_pid = threading.RLock(), os.getpid()
+        return self._lock
+
     # -- arming -----------------------------------------------------------------------------------
     def load(self) -> Snapshot:
         """The slow path of a read: the first one in a process, or any read in a master that
         will fork. Arms hotconf in this process (store, election, poller or reader)."""
-        with self._lock:
+        with self._process_lock():
             held = self._held()
             if held is not None:
                 return held
@@ -103,20 +112,26 @@ class Binding:
             if will_fork(facts):
                 return self._load_before_fork()
             role = self.arm()
-            wait = (role is not None and role.name == "reader" and self._held() is None
-                    and self._waited_in != os.getpid())
-            if wait:
-                self._waited_in = os.getpid()
-        if wait and role is not None:
-            # Another process polls but has published nothing yet: give it its first load,
-            # once per process; later reads fail fast until a snapshot arrives.
-            # (Not under self._lock: the delivery we wait for takes it.)
-            s = self.settings
-            role.wait_ready(s.connect_timeout + s.fetch_timeout + 1.0)
+            wait = 0.0
+            if role is not None and role.name == "reader" and self._held() is None:
+                wait = self._first_wait_left()
+        if wait > 0 and role is not None:
+            # Another process polls but has published nothing yet: give it its first load.
+            # Only the reads of the first such window wait (concurrent first requests of a
+            # fresh worker included); later reads fail fast until a snapshot arrives.
+            # (Not under the lock: the delivery we wait for takes it.)
+            role.wait_ready(wait)
         snapshot = self._held() or self._prefork
         if snapshot is None:
             raise self.unavailable()
         return snapshot
+
+    def _first_wait_left(self) -> float:
+        now, pid = time.monotonic(), os.getpid()
+        if self._first_wait is None or self._first_wait[0] != pid:
+            s = self.settings
+            self._first_wait = (pid, now + s.connect_timeout + s.fetch_timeout + 1.0)
+        return max(0.0, self._first_wait[1] - now)
 
     def _load_before_fork(self) -> Snapshot:
         if self._prefork is None:
@@ -133,7 +148,7 @@ class Binding:
     def arm(self, as_mule: bool = False) -> Optional[Role]:
         """Start this process's part: on the first read, or eagerly after a fork or in a mule.
         None if it could not start (it is retried; the host's last good snapshot is served)."""
-        with self._lock:
+        with self._process_lock():
             own = self._own_role()
             if own is not None:
                 return own
@@ -203,7 +218,7 @@ class Binding:
         stopped Config keeps answering from its last snapshot, in the child as in the parent."""
         self._shared = None
         self._reloads = None
-        self._lock = threading.RLock()
+        self._lock = None  # it may have been held by a thread of the parent
         owner = self._owner()
         if owner is not None and not self._stopped:
             owner._forget()
@@ -244,7 +259,7 @@ class Binding:
         )
 
     def stop(self) -> None:
-        with self._lock:
+        with self._process_lock():
             self._stopped = True
             shared, self._shared = self._shared, None
         if shared is not None and (shared.role is None or shared.role.pid == os.getpid()):

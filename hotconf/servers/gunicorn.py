@@ -81,13 +81,22 @@ def classify() -> Tuple[str, Optional[int]]:
     return found
 
 
+def arms_after_fork(worker: object) -> bool:
+    """Whether hotconf may start in ``worker`` from gunicorn's post_fork hook. Not in a gevent
+    or eventlet worker: it monkey-patches only later (in init_process), and threads and locks
+    made before the patch do not cooperate with greenlets; such a worker arms on its first
+    read, after the patch."""
+    module = type(worker).__module__ or ""
+    return not module.startswith(("gunicorn.workers.ggevent", "gunicorn.workers.geventlet"))
+
+
 class GunicornReloader(Reloader):
     """SIGHUP to the arbiter recorded at spawn: never to pid 0 or a process group, never to a
     parent that is not that arbiter (it died and the worker was re-parented)."""
 
     def __init__(self, arbiter_pid: Optional[int]):
         self.arbiter_pid = arbiter_pid
-        self.description = f"gunicorn reload (SIGHUP to the arbiter, pid {arbiter_pid})"
+        self.description = "gunicorn reload (SIGHUP to the arbiter)"
 
     def __call__(self, request: ReloadRequest) -> None:
         pid = self.arbiter_pid

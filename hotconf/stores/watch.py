@@ -1,13 +1,24 @@
 """Watching one file for replacement with watchdog (inotify on Linux): the push of the file
 store, and the second path of the layered store (the poller rewrites the cache file on every
-release)."""
+release).
+
+Under gevent's monkey-patching watchdog cannot run (its event queue subclasses ``queue.Queue``,
+which gevent replaces), so there the directory is watched with inotify directly, waiting in a
+patched ``select.poll``: a greenlet that never blocks the hub.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import logging
 import os
+import queue
+import select
+import struct
+import threading
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -37,17 +48,88 @@ class _Handler(FileSystemEventHandler):
                 return
 
 
+_IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x8, 0x80, 0x100
+_EVENT = struct.Struct("iIII")
+
+
+class _Inotify:
+    """One directory watched with inotify, read by a thread (a greenlet under gevent) that
+    waits in ``select.poll``; ``close`` wakes it through a pipe."""
+
+    def __init__(self, path: Path, callback: Callable[[], None]):
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"inotify_init1: {os.strerror(code)}")
+        mask = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+        if libc.inotify_add_watch(fd, os.fsencode(path.parent), mask) < 0:
+            code = ctypes.get_errno()
+            os.close(fd)
+            raise OSError(code, f"inotify_add_watch {path.parent}: {os.strerror(code)}")
+        self._fd, self._name = fd, os.fsencode(path.name)
+        self._wake_r, self._wake_w = os.pipe()
+        self._callback, self.path = callback, path
+        threading.Thread(target=self._run, name="hotconf-inotify", daemon=True).start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        try:
+            while True:
+                ready = {fd for fd, _ in poller.poll()}
+                if self._wake_r in ready:
+                    return
+                try:
+                    data = os.read(self._fd, 65536)
+                except OSError as exc:
+                    if exc.errno == errno.EAGAIN:
+                        continue
+                    raise
+                if self._names(data):
+                    try:
+                        self._callback()
+                    except Exception:  # noqa: BLE001 - the watcher must survive
+                        log.exception("hotconf: reloading %s failed", self.path)
+        finally:
+            for fd in (self._fd, self._wake_r):
+                os.close(fd)
+
+    def _names(self, data: bytes) -> bool:
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            _, _, _, length = _EVENT.unpack_from(data, offset)
+            name = data[offset + _EVENT.size: offset + _EVENT.size + length].rstrip(b"\0")
+            if name == self._name:
+                return True
+            offset += _EVENT.size + length
+        return False
+
+    def stop(self) -> None:
+        os.write(self._wake_w, b"x")
+        os.close(self._wake_w)
+
+
+def _queue_is_patched() -> bool:
+    """gevent.monkey replaced ``queue.Queue`` (watchdog's event queue subclasses it)."""
+    return getattr(queue.Queue, "__module__", "queue") != "queue"
+
+
 class FileWatch:
     """Calls ``callback()`` whenever ``path`` is created, written or renamed over."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._observer: Optional[BaseObserver] = None
+        self._observer: Optional[Union[BaseObserver, _Inotify]] = None
 
     def start(self, callback: Callable[[], None]) -> None:
         if self._observer is not None:
             return
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if _queue_is_patched():
+            self._observer = _Inotify(self.path, callback)
+            return
         observer = Observer()
         observer.schedule(_Handler(str(self.path), callback), str(self.path.parent),
                           recursive=False)
@@ -57,6 +139,8 @@ class FileWatch:
 
     def close(self) -> None:
         observer, self._observer = self._observer, None
-        if observer is not None:
+        if isinstance(observer, _Inotify):
+            observer.stop()
+        elif observer is not None:
             observer.stop()
             observer.join(2)
