@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from .masking import mask
+
 
 class HotconfError(Exception):
     """Base class of every hotconf error."""
@@ -33,6 +35,9 @@ class ConfigValueError(HotconfError, ValueError):
     """A typed getter found a value it cannot convert."""
 
     def __init__(self, key: str, namespace: str, value: str, wanted: str, detail: str = ""):
+        # Shown as it may be logged: a secret-looking key's value never appears, here or in
+        # .value (the message and the attributes end up in logs and error reports).
+        value = mask(key, value) or ""
         self.key, self.namespace, self.value, self.wanted = key, namespace, value, wanted
         shown = value if len(value) <= 80 else value[:77] + "..."
         extra = f" ({detail})" if detail else ""

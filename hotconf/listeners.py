@@ -1,7 +1,9 @@
 """Change listeners: registered with interests, called off the poller's thread, isolated.
 
-Events are delivered in order on one dispatcher thread per Config, so a slow listener delays
-other listeners but never the poller or a reader, and one that raises is logged and skipped.
+The guarantee: each listener gets its events in release order, one call at a time, on a thread
+of its own (made at its first event). A slow or stuck listener delays only itself: never another
+listener, the poller or a read; one that raises is logged and gets the next event as usual.
+``close`` does not wait for a stuck listener.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable, Collection, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from .changes import ChangeEvent
 
@@ -33,13 +35,36 @@ class Registration:
         return event.only(self.keys, self.prefixes)
 
 
+class _Mailbox:
+    """One listener's queue and the thread that calls it, in order."""
+
+    def __init__(self, registration: Registration):
+        self.registration = registration
+        self.queue: queue.Queue[Optional[List[ChangeEvent]]] = queue.Queue()
+        name = getattr(registration.callback, "__qualname__", "listener")
+        self.thread = threading.Thread(target=self._run, name=f"hotconf-listener {name}",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        reg = self.registration
+        while True:
+            events = self.queue.get()
+            if events is None:
+                return
+            for event in events:
+                try:
+                    reg.callback(event)
+                except Exception:  # noqa: BLE001 - isolate listeners from each other
+                    log.exception("hotconf: change listener %r failed on namespace %r; "
+                                  "other listeners still run", reg.callback, event.namespace)
+
+
 class Listeners:
-    def __init__(self, name: str = "hotconf-listeners"):
-        self._name = name
+    def __init__(self) -> None:
         self._registrations: List[Registration] = []
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Optional[Sequence[ChangeEvent]]] = queue.Queue()
-        self._thread: Optional[threading.Thread] = None
+        self._mailboxes: Dict[int, _Mailbox] = {}  # by id() of the registration
 
     def add(self, callback: Listener, keys: Optional[Collection[str]] = None,
             prefixes: Optional[Collection[str]] = None, namespace: Optional[str] = None) -> None:
@@ -63,44 +88,36 @@ class Listeners:
 
     def remove(self, callback: Listener) -> bool:
         with self._lock:
-            before = len(self._registrations)
+            gone = [r for r in self._registrations if r.callback == callback]
             self._registrations = [r for r in self._registrations if r.callback != callback]
-            return len(self._registrations) != before
+            for reg in gone:
+                mailbox = self._mailboxes.pop(id(reg), None)
+                if mailbox is not None:
+                    mailbox.queue.put(None)
+            return bool(gone)
 
     def dispatch(self, events: Sequence[ChangeEvent]) -> None:
+        """Hand each listener its view of ``events`` (called in release order)."""
         if not events or not self._registrations:
             return
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._queue = queue.Queue()
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            self._queue.put(list(events))
-
-    def _run(self) -> None:
-        while True:
-            events = self._queue.get()
-            if events is None:
-                return
-            for event in events:
-                for reg in list(self._registrations):
-                    view = reg.view(event)
-                    if view is None:
-                        continue
-                    try:
-                        reg.callback(view)
-                    except Exception:  # noqa: BLE001 - isolate listeners from each other
-                        log.exception("hotconf: change listener %r failed on namespace %r; "
-                                      "other listeners still run", reg.callback, event.namespace)
+            for reg in self._registrations:
+                views = [v for v in (reg.view(e) for e in events) if v is not None]
+                if not views:
+                    continue
+                mailbox = self._mailboxes.get(id(reg))
+                if mailbox is None or not mailbox.thread.is_alive():
+                    mailbox = self._mailboxes[id(reg)] = _Mailbox(reg)
+                mailbox.queue.put(views)
 
     def after_fork(self) -> None:
-        """In a forked child the dispatcher thread is gone (uWSGI may still report it alive)."""
+        """In a forked child the listener threads are gone (uWSGI may still report them
+        alive): each listener gets a new one at its next event."""
         self._lock = threading.Lock()
-        self._thread = None
-        self._queue = queue.Queue()
+        self._mailboxes = {}
 
     def close(self) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._queue.put(None)
-            self._thread = None
+            for mailbox in self._mailboxes.values():
+                mailbox.queue.put(None)
+            self._mailboxes = {}

@@ -39,5 +39,7 @@ def convert(key: str, namespace: str, raw: str, conversion: Conversion) -> Any:
     try:
         return function(raw)
     except (ValueError, TypeError) as exc:
-        detail = str(exc) if conversion is JSON else ""
-        raise ConfigValueError(key, namespace, raw, wanted, detail) from None
+        detail = str(exc) if conversion is JSON else ""  # json's message quotes no value
+    # Raised outside the except block: no __context__ chain that would carry int()'s message
+    # (which quotes the value) into a traceback.
+    raise ConfigValueError(key, namespace, raw, wanted, detail)

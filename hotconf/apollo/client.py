@@ -18,6 +18,7 @@ from ..errors import (
     AuthError,
     HTTPStatusError,
     NotFoundError,
+    ProtocolError,
     TransportError,
 )
 from ..options import Settings
@@ -194,7 +195,12 @@ class ApolloClient:
                 if resp.status == 304:
                     return None
                 if resp.status == 200:
-                    return responses.parse_config(resp.body, previous)
+                    config = responses.parse_config(resp.body, previous)
+                    if not urls.same_namespace(config.namespace_name, namespace):
+                        raise ProtocolError(
+                            f"{what}: the answer is for namespace {config.namespace_name!r} "
+                            f"(a proxy or cache in between mixing answers?)")
+                    return config
                 self._raise_for_status(resp, what)
             except (NotFoundError, AuthError):
                 raise
@@ -234,6 +240,12 @@ class ApolloClient:
 
     def close(self) -> None:
         self.transport.close()
+
+    def abort(self) -> None:
+        """End the request in flight now, if the transport can (``HttpTransport`` can)."""
+        abort = getattr(self.transport, "abort", None)
+        if abort is not None:
+            abort()
 
 
 def _clock_skew(date_header: Optional[str]) -> Optional[float]:

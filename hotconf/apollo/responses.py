@@ -106,7 +106,9 @@ def parse_config(body: bytes, previous: Optional[Mapping[str, str]] = None) -> A
             raise ProtocolError(f"/configs: field {name!r} is missing or not a string")
     sync_type = data.get("configSyncType")
     if sync_type in (None, "", "FullSync"):
-        configurations = _string_map(data.get("configurations", {}), "/configs")
+        if "configurations" not in data:  # a truncated object or an error page in JSON
+            raise ProtocolError("/configs: the answer has no 'configurations'")
+        configurations = _string_map(data["configurations"], "/configs")
     elif sync_type == "IncrementalSync":
         if previous is None:
             raise ProtocolError("/configs: incremental sync without a previous release")

@@ -8,10 +8,13 @@ session is per process: one inherited through ``fork()`` is dropped, never reuse
 from __future__ import annotations
 
 import os
+import socket
 import time
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple
+import weakref
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple
 
 import requests
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .._version import __version__
 from ..errors import ProtocolError, TransportError
@@ -39,20 +42,67 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def _tracking_pools(in_use: weakref.WeakSet[Any]) -> Dict[str, type]:
+    """urllib3 pool classes that note the connections checked out for a request, so that
+    ``abort`` can shut their sockets from another thread (a held long poll ends at once)."""
+
+    class Pool(HTTPConnectionPool):
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            conn = super()._get_conn(timeout)
+            in_use.add(conn)
+            return conn
+
+        def _put_conn(self, conn: Any) -> None:
+            if conn is not None:  # urllib3 puts None back for a connection it dropped
+                in_use.discard(conn)
+            super()._put_conn(conn)
+
+    class TLSPool(HTTPSConnectionPool):
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            conn = super()._get_conn(timeout)
+            in_use.add(conn)
+            return conn
+
+        def _put_conn(self, conn: Any) -> None:
+            if conn is not None:  # urllib3 puts None back for a connection it dropped
+                in_use.discard(conn)
+            super()._put_conn(conn)
+
+    return {"http": Pool, "https": TLSPool}
+
+
 class HttpTransport:
     def __init__(self, max_body_bytes: int = 32 * 1024 * 1024):
         self.max_body_bytes = max_body_bytes
         self._session: Optional[requests.Session] = None
         self._pid = 0
+        self._in_use: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def _get_session(self) -> requests.Session:
         if self._session is None or self._pid != os.getpid():
             # A session inherited through fork shares sockets with the parent: never reuse it.
-            self._session = requests.Session()
-            self._session.headers["User-Agent"] = USER_AGENT
-            self._session.trust_env = False  # no proxies from the environment on a config path
-            self._pid = os.getpid()
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.trust_env = False  # no proxies from the environment on a config path
+            self._in_use = weakref.WeakSet()
+            pools = _tracking_pools(self._in_use)
+            for adapter in session.adapters.values():
+                manager = getattr(adapter, "poolmanager", None)
+                if manager is not None and hasattr(manager, "pool_classes_by_scheme"):
+                    manager.pool_classes_by_scheme = pools
+            self._session, self._pid = session, os.getpid()
         return self._session
+
+    def abort(self) -> None:
+        """End every request in flight now (from another thread): its socket is shut down,
+        so the request fails at once instead of waiting out a held long poll or a slow body."""
+        for conn in list(self._in_use):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def get(
         self,

@@ -77,3 +77,13 @@ def notifications_path(
             ("ip", ip),
         ]
     )
+
+
+def same_namespace(answered: str, asked: str) -> bool:
+    """Apollo answers in the namespace's canonical spelling: case aside, and without the
+    ``.properties`` suffix a properties namespace may be asked with."""
+    def canonical(name: str) -> str:
+        name = name.lower()
+        return name[: -len(".properties")] if name.endswith(".properties") else name
+
+    return canonical(answered) == canonical(asked)

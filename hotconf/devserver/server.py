@@ -280,9 +280,11 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             name = strip_properties(name)
             lower = name.lower()
-            if lower in seen:  # two spellings of one namespace: the smaller id wins
-                if nid < wanted[seen[lower]]:
-                    wanted[seen[lower]] = nid
+            if lower in seen:  # two spellings of one namespace: the smaller id wins, and its
+                if nid < wanted[seen[lower]]:  # spelling is the one answered (as Apollo)
+                    del wanted[seen[lower]]
+                    seen[lower] = name
+                    wanted[name] = nid
                 continue
             seen[lower] = name
             wanted[name] = nid

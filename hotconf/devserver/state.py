@@ -203,16 +203,29 @@ class DevState:
         None when ``hold`` runs out (the handler answers 304) or the client went away."""
         deadline = time.monotonic() + hold
         with self._cond:
+            ready = []
+            for client_name, client_id in wanted.items():
+                name = self.canonical(app_id, client_name)
+                latest, details = self._latest_locked(app_id, cluster, name, data_center)
+                if latest > client_id:
+                    ready.append({"namespaceName": client_name, "notificationId": latest,
+                                  "messages": {"details": details}})
+            if ready:  # the immediate path: every namespace behind, with all its watch keys
+                return ready
+            held_since = self._last_id
             while True:
-                ready = []
-                for client_name, client_id in wanted.items():
+                # The push path, as Apollo's: the release message that woke the poll, for its
+                # one namespace, with that one watch key.
+                woke = []
+                for client_name in wanted:
                     name = self.canonical(app_id, client_name)
-                    latest, details = self._latest_locked(app_id, cluster, name, data_center)
-                    if latest > client_id:
-                        ready.append({"namespaceName": client_name, "notificationId": latest,
-                                      "messages": {"details": details}})
-                if ready:
-                    return ready
+                    _, details = self._latest_locked(app_id, cluster, name, data_center)
+                    woke += [(nid, key, client_name) for key, nid in details.items()
+                             if nid > held_since]
+                if woke:
+                    nid, key, client_name = min(woke)
+                    return [{"namespaceName": client_name, "notificationId": nid,
+                             "messages": {"details": {key: nid}}}]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or abandoned():
                     return None

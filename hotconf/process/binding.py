@@ -29,6 +29,7 @@ from ..changes import ChangeEvent
 from ..errors import ApolloError, ConfigUnavailableError
 from ..options import Options
 from ..reload.controller import ReloadController
+from ..reload.record import ReloadRecord
 from ..runtime import competes_for_poller, will_fork
 from ..snapshot import Snapshot
 from ..stores import open_local_store
@@ -163,7 +164,7 @@ class Binding:
                     role = Role(self.settings, facts,
                                 server.open_store(options, facts, self.cache),
                                 competes_for_poller(facts, poller_mode), shared.deliver,
-                                held=lambda: shared.held,
+                                held=lambda: shared.held, on_poller=shared.polling,
                                 fallback_store=partial(open_local_store, "memory", self.cache))
                     try:
                         role.start()
@@ -175,9 +176,11 @@ class Binding:
             self._retry.reset()
             self._retry_at = None
             if options.reload_policy.patterns and self._reloads is None:
+                key = self.settings.instance_key
                 self._reloads = ReloadController(
                     options.reload_policy, server.reloader(options, facts),
-                    is_poller=lambda: shared.role is not None and shared.role.name == "poller")
+                    is_poller=lambda: shared.role is not None and shared.role.name == "poller",
+                    record=ReloadRecord(self.settings.cache_dir / f"{key}.reload"))
             shared.subscribe(self)
             if role.poller is not None and role.poller.last_error is not None:
                 self.last_error = role.poller.last_error
@@ -212,6 +215,13 @@ class Binding:
         reloads = self._reloads
         if reloads is not None and events:
             reloads.feed(events)
+
+    def polling(self) -> None:
+        """Called in the poller's process when it becomes the poller and then about once a
+        second: fire a reload that fell due while another process polled (or none did)."""
+        reloads = self._reloads
+        if reloads is not None:
+            reloads.settle_pending()
 
     def after_fork_in_child(self) -> None:
         """The role's threads did not survive the fork: forget them; the next read re-arms. A

@@ -38,6 +38,7 @@ class Poller:
         client: Optional[ApolloClient] = None,
         clock: Callable[[], float] = time.monotonic,
         wait: Optional[Callable[[float], None]] = None,
+        now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
     ):
         """``store`` is where snapshots go (with the cache file behind it, see stores/);
         ``client``, ``clock`` and ``wait`` (sleep between attempts; default: until stopped)
@@ -47,10 +48,14 @@ class Poller:
         self.client = client or ApolloClient(settings)
         self._clock = clock
         self._wait_for = wait
+        self._now_us = now_us
         self._state = NotificationState(settings.namespaces)
         self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._snapshot: Optional[Snapshot] = None
         self._stop = threading.Event()
+        self._publish_lock = threading.RLock()
+        self._rewrite_timer: Optional[threading.Timer] = None
+        self._rewrite_backoff = Backoff(settings.backoff_initial, min(30.0, settings.backoff_max))
         self._thread: Optional[threading.Thread] = None
         self._next_refresh = 0.0
         self._notified_by: Optional[str] = None
@@ -66,9 +71,13 @@ class Poller:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the loop. A long poll in flight is abandoned (the thread is a daemon and
-        publishes nothing after this returns)."""
-        self._stop.set()
+        """Stop the loop: the request in flight (a held long poll, a slow fetch) is aborted,
+        and nothing is published once this returns."""
+        with self._publish_lock:  # a publish under way finishes first; none starts after
+            self._stop.set()
+            if self._rewrite_timer is not None:
+                self._rewrite_timer.cancel()
+        self.client.abort()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -122,7 +131,7 @@ class Poller:
             log.warning("hotconf: serving app %r from the local cache (written %s) until the "
                         "config service answers", self.settings.app_id,
                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cached.created_at)))
-        version = (cached.version + 1) if cached is not None else 1
+        version = self._next_version(cached)
         snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces,
                             version=version, source="remote" if from_remote else "cache")
         self._install(snapshot)
@@ -243,14 +252,22 @@ class Poller:
             self._publish(updates)
 
     # -- publishing ---------------------------------------------------------------------------------
+    def _next_version(self, after: Optional[Snapshot]) -> int:
+        """Versions are the host's clock in microseconds, and always above ``after``: so they
+        compare across pollers (a new poller, after a crash, a recycle, or the loss of every
+        file, publishes above what any process holds) while still only moving forward."""
+        return max(self._now_us(), after.version + 1 if after is not None else 1)
+
     def _publish(self, updates: Dict[str, NamespaceSnapshot]) -> None:
         current = self._snapshot
         if current is None:
             namespaces = {n: NamespaceSnapshot.missing(n) for n in self.settings.namespaces}
             namespaces.update(updates)
-            snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces, 1)
+            snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces,
+                                self._next_version(None))
         else:
-            snapshot = current.replace(updates, source="remote")
+            snapshot = current.replace(updates, source="remote",
+                                       version=self._next_version(current))
         released = [f"{n}@{ns.release_key}" for n, ns in updates.items()
                     if current is None or not ns.same_release(current.namespaces.get(n))]
         if released:
@@ -259,18 +276,53 @@ class Poller:
         self._install(snapshot)
 
     def _install(self, snapshot: Snapshot) -> None:
-        if self._stop.is_set():
-            return  # a fetch that finished after stop() publishes nothing
+        with self._publish_lock:
+            if self._stop.is_set():
+                return  # a fetch that finished after stop() publishes nothing
+            self._publish_locked(snapshot)
+
+    def _publish_locked(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
         try:
             if not self.store.publish(snapshot):
                 self._overtake(snapshot)
+            if self.store.unwritten is not None:
+                self._schedule_rewrite()
         except StoreError as exc:  # e.g. a snapshot larger than the uWSGI cache's blocksize
             if str(exc) != self._store_error:
                 log.error("%s", exc)
             self._store_error = str(exc)
         else:
             self._store_error = None
+
+    def _schedule_rewrite(self) -> None:
+        """The disk refused the snapshot: write it again after a backoff, until it takes it
+        (without this, the other processes would wait for the next release)."""
+        if self._rewrite_timer is not None or self._stop.is_set():
+            return
+        delay = self._rewrite_backoff.next_delay()
+        timer = threading.Timer(delay, self._rewrite)
+        timer.daemon = True
+        timer.name = "hotconf-rewrite"
+        self._rewrite_timer = timer
+        timer.start()
+
+    def _rewrite(self) -> None:
+        with self._publish_lock:
+            self._rewrite_timer = None
+            snapshot = self._snapshot
+            if self._stop.is_set() or snapshot is None:
+                return
+            try:
+                self.store.publish(snapshot)
+            except StoreError:
+                pass  # logged when it was first refused
+            if self.store.unwritten is None:
+                log.info("hotconf: the local cache holds snapshot v%d again after %d attempt(s)",
+                         snapshot.version, self._rewrite_backoff.failures)
+                self._rewrite_backoff.reset()
+            else:
+                self._schedule_rewrite()
 
     def _overtake(self, snapshot: Snapshot) -> None:
         """The store refused our snapshot as not newer. If it holds other releases (a second
@@ -283,7 +335,7 @@ class Poller:
         if theirs.same_releases(snapshot):
             return
         ahead = Snapshot(snapshot.app_id, snapshot.cluster, snapshot.namespaces,
-                         version=theirs.version + 1, source=snapshot.source)
+                         version=self._next_version(theirs), source=snapshot.source)
         log.warning("hotconf: another process published snapshot v%d with other releases; "
                     "publishing ours as v%d (two pollers? check the lock dir is shared)",
                     theirs.version, ahead.version)

@@ -44,6 +44,7 @@ class Role:
         fallback_store: Optional[Callable[[], Store]] = None,
         standby_interval: float = STANDBY_INTERVAL,
         guard_interval: float = GUARD_INTERVAL,
+        on_poller: Callable[[], None] = lambda: None,  # on becoming poller, then each guard
         make_poller: Callable[[Settings, Store], Poller] = Poller,
     ):
         """``deliver`` receives every newer snapshot; ``held`` says which one the process holds
@@ -61,6 +62,7 @@ class Role:
         self._make_poller = make_poller
         self._interval = standby_interval
         self._guard_interval = guard_interval
+        self._on_poller = on_poller
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._standby: Optional[threading.Thread] = None
@@ -109,6 +111,7 @@ class Role:
             self.lock.release()
             return
         poller.start()
+        self._on_poller()
         if self.store.shared:
             threading.Thread(target=self._guard_loop, name="hotconf-lock-guard",
                              daemon=True).start()
@@ -123,6 +126,7 @@ class Role:
                 return
             try:
                 if self.lock.reassert():
+                    self._on_poller()
                     continue
             except OSError as exc:  # the directory itself is gone for now: try again
                 log.debug("hotconf: checking the poller lock failed: %s", exc)

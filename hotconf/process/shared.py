@@ -31,6 +31,8 @@ MANY = 8
 class Subscriber(Protocol):
     def deliver(self, snapshot: Snapshot) -> None: ...
 
+    def polling(self) -> None: ...
+
 
 class SharedRole:
     def __init__(self, key: Key):
@@ -39,19 +41,40 @@ class SharedRole:
         self.held: Optional[Snapshot] = None
         self._subscribers: List[weakref.ReferenceType[Subscriber]] = []
         self._lock = threading.RLock()
+        self._delivering = threading.RLock()  # held across a whole fan-out: order
         self._warned = False
 
     # -- what the role calls ----------------------------------------------------------------------
     def deliver(self, snapshot: Snapshot) -> None:
-        with self._lock:
-            if self.held is None or snapshot.newer_than(self.held):
+        """From any of the paths a snapshot arrives by (the poller's publish, the store's push,
+        the standby's check, a request's check): one at a time and only forward, so every
+        Config installs, tells its listeners and feeds its reload policy in version order."""
+        with self._delivering:
+            with self._lock:
+                if self.held is not None and not snapshot.newer_than(self.held):
+                    return
                 self.held = snapshot
+                subscribers = [s for s in (ref() for ref in self._subscribers) if s is not None]
+            for subscriber in subscribers:
+                self._deliver_to(subscriber, snapshot)
+
+    def polling(self) -> None:
+        """This process polls (it just became the poller, or its guard checks in): subscribers
+        fire a reload owed on the host (see hotconf.reload.record)."""
+        with self._lock:
             subscribers = [s for s in (ref() for ref in self._subscribers) if s is not None]
         for subscriber in subscribers:
             try:
-                subscriber.deliver(snapshot)
-            except Exception:  # noqa: BLE001 - one Config's failure must not starve the others
-                log.exception("hotconf: delivering a snapshot failed")
+                subscriber.polling()
+            except Exception:  # noqa: BLE001
+                log.exception("hotconf: firing an owed reload failed")
+
+    @staticmethod
+    def _deliver_to(subscriber: Subscriber, snapshot: Snapshot) -> None:
+        try:
+            subscriber.deliver(snapshot)
+        except Exception:  # noqa: BLE001 - one Config's failure must not starve the others
+            log.exception("hotconf: delivering a snapshot failed")
 
     # -- subscribers --------------------------------------------------------------------------------
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -68,7 +91,8 @@ class SharedRole:
                             "and watcher, but each costs its own reads)", count, self.key[0],
                             os.getpid())
         if held is not None:
-            subscriber.deliver(held)
+            with self._delivering:
+                self._deliver_to(subscriber, self.held or held)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:

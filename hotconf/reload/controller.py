@@ -2,7 +2,9 @@
 the reload action once they have settled (see ``policy.Debounce``).
 
 Every process that holds the Config computes the same changes; a server-level action (uWSGI,
-gunicorn) is taken only by the poller's process, so the server reloads once.
+gunicorn) is taken only by the poller's process, so the server reloads once. The poller records
+a pending reload in the host's record; if it dies inside the settle window, the next poller
+fires it (``settle_pending``), so exactly one reload fires.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ from typing import Callable, Iterable, Optional
 from ..changes import ChangeEvent
 from .actions import Reloader
 from .policy import Debounce, ReloadPolicy, ReloadRequest, describe
+from .record import ReloadRecord
 
 log = logging.getLogger("hotconf")
 
 
 class ReloadController:
     def __init__(self, policy: ReloadPolicy, reloader: Reloader, is_poller: Callable[[], bool],
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 record: Optional[ReloadRecord] = None):
         self.policy, self.reloader = policy, reloader
         self._is_poller = is_poller
         self._clock = clock
+        self._record = record if reloader.server_level else None
         self._debounce = Debounce(policy)
         self._lock = threading.Lock()
         self._timer: Optional[threading.Timer] = None
@@ -37,6 +42,16 @@ class ReloadController:
         with self._lock:
             self._debounce.add(self._clock(), changes)
             self._schedule_locked()
+            due = self._debounce.due_at()
+            record = self._record if self._is_poller() else None
+            net = {ref: ch for ref, ch in self._debounce.pending.items() if ch[0] != ch[1]}
+        if record is not None and due is not None:
+            # The poller says a reload is pending, and when: if it dies before firing it,
+            # the next poller fires it (settle_pending).
+            if net:
+                record.set_pending(describe(net), due - self._clock())
+            else:
+                record.clear()
 
     def _schedule_locked(self) -> None:
         due = self._debounce.due_at()
@@ -61,17 +76,49 @@ class ReloadController:
             changes = self._debounce.fire(now)
         if not changes:
             log.info("hotconf: connection-level keys changed and changed back; no reload")
+            if self._record is not None and self._is_poller():
+                self._record.clear()
             return
         summary = describe(changes)
         if self.reloader.server_level and not self._is_poller():
             log.debug("hotconf: %s changed; the poller's process reloads the server", summary)
             return
-        log.warning("hotconf: %s because %s changed", self.reloader.description, summary)
+        if self._record is not None:
+            with self._record.lock:
+                # Cleared before it fires: a server reload may end this very process before a
+                # record cleared afterwards would be, and the next poller would fire it again.
+                self._record.clear()
+                self._reload(ReloadRequest(changes, summary))
+        else:
+            self._reload(ReloadRequest(changes, summary))
+
+    def settle_pending(self) -> None:
+        """In the poller's process (on becoming the poller, then about once a second): fire a
+        reload the previous poller recorded as pending and did not live to fire, once it is
+        due, unless this process has the same change pending itself (it fires that)."""
+        record = self._record
+        if record is None or self._closed:
+            return
+        with self._lock:
+            own = bool(self._debounce.pending)
+        if own:
+            return
+        with record.lock:
+            pending = record.pending()
+            if pending is None or time.time() < pending.due_at:
+                return
+            log.warning("hotconf: firing the reload the previous poller left pending")
+            record.clear()
+            self._reload(ReloadRequest({}, pending.summary))
+
+    def _reload(self, request: ReloadRequest) -> None:
+        log.warning("hotconf: %s because %s changed", self.reloader.description, request.summary)
         try:
-            self.reloader(ReloadRequest(changes, summary))
+            self.reloader(request)
         except Exception as exc:  # noqa: BLE001 - a failed reload must not kill the poller
             log.error("hotconf: the reload failed (%s): %s; the new values are served, but "
-                      "objects built from the old ones stay until the next reload", summary, exc)
+                      "objects built from the old ones stay until the next reload",
+                      request.summary, exc)
 
     def close(self) -> None:
         with self._lock:

@@ -26,6 +26,9 @@ class Store:
     def __init__(self) -> None:
         self._subscribers: List[Subscriber] = []
         self._sub_lock = threading.Lock()
+        #: A snapshot published here that the disk refused (full, read-only): the publisher
+        #: publishes it again later, until the host's shared copy holds it.
+        self.unwritten: Optional[Snapshot] = None
 
     def subscribe(self, callback: Subscriber) -> None:
         """In-process subscribers: called after a publish made in this process."""

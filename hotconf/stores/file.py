@@ -52,6 +52,7 @@ class FileStore(Store):
             except OSError as exc:
                 log.warning("hotconf: cannot write to %s (%s); serving from memory",
                             self.cache.dir, exc.strerror or exc)
+                self.unwritten = snapshot
                 self._notify_local(snapshot)
                 return False
             try:
@@ -62,10 +63,11 @@ class FileStore(Store):
                 if not snapshot.newer_than(self.cache.load()):
                     return False
                 written = self.cache.save(snapshot)
+                self.unwritten = None if written else snapshot
             finally:
                 os.close(fd)
         # Even when the disk refused the write (full, read-only), this process serves the new
-        # snapshot from memory; the other processes get it once the disk accepts a write again.
+        # snapshot from memory; the publisher writes it again until the disk takes it.
         self._notify_local(snapshot)
         return written
 

@@ -35,9 +35,14 @@ class LayeredStore(Store):
         with self._lock:
             on_file = self._on_file
         # Never rewrite the file with the releases it holds already.
-        if not snapshot.same_releases(on_file) and self.cache.save(snapshot):
+        if snapshot.same_releases(on_file):
+            self.unwritten = None
+        elif self.cache.save(snapshot):
+            self.unwritten = None
             with self._lock:
                 self._on_file, self._file_token = snapshot, self.cache.token()
+        else:
+            self.unwritten = snapshot
         try:
             return self.front.publish(snapshot)
         except StoreError:

@@ -232,3 +232,34 @@ def test_many_concurrent_long_polls_all_answered_on_publish(devserver):
     for t in threads:
         t.join(10)
     assert results == [200] * 60 and time.monotonic() - start < 5
+
+
+def test_two_spellings_of_one_namespace_answer_in_the_spelling_with_the_smaller_id(devserver):
+    """As Apollo's NotificationControllerV2: the entry with the smaller id wins, spelling and
+    all (clients watching `Application` would otherwise never hear of it, or busy-loop)."""
+    _, nid = devserver.state.publish("app", "default", "application", {"k": "v"})
+    r = notifications(devserver, "app", [("application", nid), ("Application", -1)])
+    assert r.status_code == 200
+    assert r.json() == [{"namespaceName": "Application", "notificationId": nid,
+                         "messages": {"details": {"app+default+application": nid}}}]
+    r = notifications(devserver, "app", [("Application", -1), ("application", nid)])
+    assert [e["namespaceName"] for e in r.json()] == ["Application"]
+
+
+def test_a_release_wakes_a_held_poll_with_its_one_namespace_and_key(devserver):
+    """The push path answers, as Apollo does, a one-element list: the namespace whose release
+    woke the poll, with `messages` for that one watch key."""
+    _, a = devserver.state.publish("app", "sh", "application", {"k": "v"})
+    _, b = devserver.state.publish("app", "default", "other", {"k": "v"})
+    devserver.state.hold_seconds = 10
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=notifications(
+        devserver, "app", [("application", a), ("other", b)], cluster="sh")))
+    t.start()
+    deadline = time.monotonic() + 5
+    while devserver.state.stats()["long_polls_open"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _, woke = devserver.state.publish("app", "default", "application", {"k": "w"})
+    t.join(5)
+    assert result["r"].json() == [{"namespaceName": "application", "notificationId": woke,
+                                   "messages": {"details": {"app+default+application": woke}}}]

@@ -312,3 +312,49 @@ def test_a_stopped_config_answers_the_same_in_a_forked_child(devserver, cache_di
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 200).decode() == "'v'"
     os.close(read)
+
+
+def test_a_disk_that_refuses_then_accepts_delivers_the_pending_release(devserver, cache_dir,
+                                                                        script):
+    """The poller's disk refuses writes (RLIMIT_FSIZE as a full disk) when a release comes;
+    once it accepts them again, the other processes get that release with no new publish."""
+    devserver.state.publish("demo", "default", "application", {"k": "v1"})
+    body = f"""
+        import json, resource, signal, sys, time
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        from hotconf import Config
+        cfg = Config(app_id="demo", server={devserver.url!r}, cache_dir={str(cache_dir)!r})
+        print(json.dumps({{"k": cfg.get("k"), "role": cfg.role}}), flush=True)
+        for line in sys.stdin:
+            command = line.strip()
+            hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+            if command == "full":  # the soft limit: it can be raised again
+                resource.setrlimit(resource.RLIMIT_FSIZE, (16, hard))
+            elif command == "free":
+                resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+            print(json.dumps({{"k": cfg.get("k"), "role": cfg.role}}), flush=True)
+    """
+    poller = script(body)
+    assert poller.read() == {"k": "v1", "role": "poller"}
+    reader = script(body)
+    assert reader.read() == {"k": "v1", "role": "reader"}
+    poller.say("full")
+    poller.read()
+    devserver.state.publish("demo", "default", "application", {"k": "v2"})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        poller.say()
+        if poller.read()["k"] == "v2":
+            break
+    time.sleep(1.5)
+    reader.say()
+    assert reader.read()["k"] == "v1"  # the disk refused it: the reader cannot know yet
+    poller.say("free")
+    poller.read()
+    deadline = time.monotonic() + 15
+    value = None
+    while time.monotonic() < deadline and value != "v2":
+        reader.say()
+        value = reader.read()["k"]
+        time.sleep(0.2)
+    assert value == "v2"
