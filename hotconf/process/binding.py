@@ -158,7 +158,7 @@ class Binding:
             poller_mode = "auto" if as_mule else options.poller
             shared = shared_role((self.settings.instance_key, str(self.settings.cache_dir),
                                   options.store, poller_mode))
-            with shared._lock:
+            with shared.arming:
                 role = shared.role
                 if role is None or role.pid != os.getpid():
                     role = Role(self.settings, facts,

@@ -295,6 +295,17 @@ class Poller:
         else:
             self._store_error = None
 
+    def restore_if_missing(self) -> None:
+        """The host's copy is gone (the cache dir deleted, the uWSGI cache wiped): publish
+        what this poller holds again, so processes that start now find it."""
+        snapshot = self._snapshot
+        if snapshot is not None and not self._stop.is_set() and self.store.token() is None:
+            log.warning("hotconf: the shared snapshot of %s was deleted; writing it again",
+                        self.settings.instance_key)
+            with self._publish_lock:
+                if not self._stop.is_set():
+                    self._publish_locked(snapshot)
+
     def _schedule_rewrite(self) -> None:
         """The disk refused the snapshot: write it again after a backoff, until it takes it
         (without this, the other processes would wait for the next release)."""

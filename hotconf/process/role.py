@@ -79,8 +79,11 @@ class Role:
             log.error(problem)
         won = True
         if self.store.shared:
+            # A missing lock file beside an existing snapshot may be a deleted one under a
+            # running poller: leave it to that poller for a moment, as a standby would.
+            patience = RECREATE_AFTER if self.store.token() is not None else 0.0
             try:
-                won = self.competes and self.lock.try_acquire()
+                won = self.competes and self.lock.try_acquire(create_missing_after=patience)
             except OSError as exc:
                 if self._fallback_store is None:
                     raise
@@ -126,6 +129,7 @@ class Role:
                 return
             try:
                 if self.lock.reassert():
+                    poller.restore_if_missing()
                     self._on_poller()
                     continue
             except OSError as exc:  # the directory itself is gone for now: try again

@@ -40,8 +40,11 @@ class SharedRole:
         self.role: Optional[Role] = None
         self.held: Optional[Snapshot] = None
         self._subscribers: List[weakref.ReferenceType[Subscriber]] = []
-        self._lock = threading.RLock()
+        # Lock order: arming -> delivering -> _lock. Starting a role delivers (its first load,
+        # a watcher's event) before start() returns, so arming must not be _lock.
+        self.arming = threading.RLock()  # one process builds and starts the role
         self._delivering = threading.RLock()  # held across a whole fan-out: order
+        self._lock = threading.RLock()  # the subscriber list and what is held
         self._warned = False
 
     # -- what the role calls ----------------------------------------------------------------------

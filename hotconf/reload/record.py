@@ -37,6 +37,16 @@ class Pending:
     since: float
 
 
+def _reset_in_child() -> None:
+    global _LOCKS_LOCK
+    _LOCKS_LOCK = threading.Lock()
+    _LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
 class ReloadRecord:
     def __init__(self, path: Path):
         self.path = Path(path)

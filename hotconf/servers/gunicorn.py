@@ -13,6 +13,7 @@ The user-facing hook (``post_fork`` for gunicorn.conf.py) is ``hotconf.integrati
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -51,33 +52,52 @@ def _frames() -> Iterator[FrameType]:
             current = current.f_back
 
 
+def _kind(value: object, pid: int, types: Tuple[Optional[type], ...]) -> Optional[str]:
+    worker_type, arbiter_type, app_type = types
+    if worker_type is not None and isinstance(value, worker_type):
+        return "worker" if getattr(value, "pid", None) == pid else "a worker's descendant"
+    if arbiter_type is not None and isinstance(value, arbiter_type):
+        # before start() (--preload) or the running arbiter; else we descend from it
+        return "arbiter" if getattr(value, "pid", None) in (None, pid) else "descendant"
+    if app_type is not None and isinstance(value, app_type):
+        return "application"  # gunicorn's Application: the arbiter, or its descendant
+    return None
+
+
 def classify() -> Tuple[str, Optional[int]]:
-    """("arbiter", None), ("worker", arbiter_pid) or ("other", None) for this process."""
+    """("arbiter", None), ("worker", arbiter_pid) or ("other", None) for this process.
+
+    First the stacks (cheap). If they tell nothing (a request greenlet of gevent_pywsgi, a
+    gunicorn.conf.py read before the Arbiter exists), every object gunicorn made is looked at
+    once: a Worker whose pid is ours makes a worker; a descendant of a worker or of a running
+    arbiter is "other"; an Arbiter before or at its start, or gunicorn's Application with no
+    Arbiter yet, makes the arbiter."""
     pid = os.getpid()
     known = _seen.get(pid)
     if known is not None:
         return known
-    arbiter_type = getattr(sys.modules.get("gunicorn.arbiter"), "Arbiter", None)
-    base = sys.modules.get("gunicorn.workers.base")
-    worker_type = getattr(base, "Worker", None)
-    found: Tuple[str, Optional[int]] = ("other", None)
-    arbiter_here = False
+    types = (getattr(sys.modules.get("gunicorn.workers.base"), "Worker", None),
+             getattr(sys.modules.get("gunicorn.arbiter"), "Arbiter", None),
+             getattr(sys.modules.get("gunicorn.app.base"), "BaseApplication", None))
+    seen: Dict[str, object] = {}
     for frame in _frames():
         for value in list(frame.f_locals.values()):
-            if worker_type is not None and isinstance(value, worker_type) \
-                    and getattr(value, "pid", None) == pid:
-                ppid = getattr(value, "ppid", None)
-                found = ("worker", ppid if isinstance(ppid, int) and ppid > 0 else None)
-                break
-            if arbiter_type is not None and isinstance(value, arbiter_type) \
-                    and getattr(value, "pid", None) in (None, pid):
-                arbiter_here = True  # before start() (--preload) or the running arbiter
-        if found[0] == "worker":
-            break
-    if found[0] != "worker" and arbiter_here:
+            kind = _kind(value, pid, types)
+            if kind is not None:
+                seen.setdefault(kind, value)
+    if "worker" not in seen and "arbiter" not in seen:
+        for value in gc.get_objects():
+            kind = _kind(value, pid, types)
+            if kind is not None:
+                seen.setdefault(kind, value)
+    found: Tuple[str, Optional[int]] = ("other", None)
+    if "worker" in seen:
+        ppid = getattr(seen["worker"], "ppid", None)
+        found = ("worker", ppid if isinstance(ppid, int) and ppid > 0 else None)
+    elif "arbiter" in seen or ("application" in seen and not (
+            {"descendant", "a worker's descendant"} & set(seen))):
         found = ("arbiter", None)
-    if found[0] != "other":
-        _seen[pid] = found  # "other" may still become known (a worker's first frames)
+    _seen[pid] = found  # a fact of this process for its lifetime (a fork is another pid)
     return found
 
 

@@ -32,6 +32,18 @@ def _writer_lock(path: str) -> threading.Lock:
         return _WRITERS.setdefault(path, threading.Lock())
 
 
+def _reset_in_child() -> None:
+    # A child forked while a thread of the parent wrote the file would find these locked for
+    # good: it starts with its own.
+    global _WRITERS_LOCK
+    _WRITERS_LOCK = threading.Lock()
+    _WRITERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
 class FileStore(Store):
     name = "file"
 

@@ -218,3 +218,13 @@ def test_old_uwsgi_with_enable_threads_follows(apollo, app_env, tmp_path, old_uw
         release_reaches_every_worker(apollo, env, server.url, 2, "threads on")
         assert_one_long_poll(apollo, env["APP_ID"])
         assert "Python threads are disabled" not in server.log(tail=None)
+
+
+def test_gunicorn_gevent_pywsgi_preload_reloads_once(apollo, app_env, tmp_path):
+    """Under gevent_pywsgi a request greenlet has no gunicorn object on its stack: the worker is
+    still told apart (from gunicorn's objects in the process) and reload_on reaches the arbiter."""
+    pytest.importorskip("gevent")
+    port = free_port()
+    with ServerProcess(gunicorn_argv(port, "-k", "gevent_pywsgi", "--preload"), app_env, port,
+                       tmp_path / "gunicorn.log", signal.SIGTERM) as server:
+        assert_reload_once_and_no_worker_killed(apollo, app_env, server, 3)

@@ -63,8 +63,8 @@ def test_concurrent_publishers_never_tear_or_regress(tmp_path):
 
 def test_two_pollers_after_a_lock_partition_converge_and_never_regress(devserver, tmp_path):
     """Both believe they poll and publish into the same file. Poller A, stale and far ahead in
-    version numbers, writes v50 behind poller B's back. Versions never go back, and the file
-    ends on the newest release instead of being stuck behind A's numbers."""
+    version numbers (an hour of clock ahead), writes behind poller B's back. Versions never go
+    back, and the file ends on the newest release instead of being stuck behind A's numbers."""
     from hotconf.options import Settings
     from hotconf.process.poller import Poller
 
@@ -79,8 +79,9 @@ def test_two_pollers_after_a_lock_partition_converge_and_never_regress(devserver
         poller_b.load_initial()
         poller_b.start()
         watcher.watch(lambda: seen.append(watcher.latest().version))
+        ahead = cache.load().version + 3600 * 10**6  # versions are the clock in microseconds
         stale = Snapshot("demo", "default", {"application": NamespaceSnapshot(
-            "application", {"k": "stale"}, "old-release")}, 50)
+            "application", {"k": "stale"}, "old-release")}, ahead)
         assert FileStore(LocalCache.for_settings(settings)).publish(stale)  # poller A
         for i in range(1, 4):
             devserver.state.publish("demo", "default", "application", {"k": f"fresh-{i}"})
@@ -91,4 +92,4 @@ def test_two_pollers_after_a_lock_partition_converge_and_never_regress(devserver
         poller_b.stop()
         watcher.close()
     assert seen == sorted(seen), f"versions went back: {seen}"
-    assert cache.load().version > 50
+    assert cache.load().version > ahead

@@ -130,7 +130,10 @@ def test_children_forked_during_releases_rearm_and_never_hold_the_host_back(devs
     assert s.read() == {"parent": "-1", "role": "poller"}
 
 
-def test_a_config_per_request_leaks_nothing(devserver, cache_dir, script):
+def test_a_config_per_request_leaks_nothing(apollo, cache_dir, script):
+    """50 requests each make a Config, read it and drop it: threads, descriptors, inotify
+    instances and the long polls held at the config service (30 s holds) do not pile up."""
+    devserver = apollo
     devserver.state.publish("demo", "default", "application", {"k": "v"})
     s = script(f"""
         import gc, json, os, threading, time
@@ -158,8 +161,12 @@ def test_a_config_per_request_leaks_nothing(devserver, cache_dir, script):
         gc.collect()
         time.sleep(1.5)  # released roles stop on a thread of their own
         print(json.dumps({{"before": before, "after": resources()}}), flush=True)
+        import sys
+        sys.stdin.readline()
     """)
     result = s.read()
+    assert devserver.state.stats()["long_polls_open"] <= 1  # the script still lives
+    s.say()
     threads_before, fds_before, inotify_before = result["before"]
     threads_after, fds_after, inotify_after = result["after"]
     assert threads_after <= threads_before + 1, result

@@ -24,9 +24,9 @@ from tests.servers_harness import (
 pytestmark = pytest.mark.servers
 
 
-def gunicorn(port, env, tmp_path, workers=3):
+def gunicorn(port, env, tmp_path, *extra, workers=3):
     argv = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir",
-            str(SERVERS_DIR), "flask_app:app"]
+            str(SERVERS_DIR), *extra, "flask_app:app"]
     return ServerProcess(argv, env, port, tmp_path / "gunicorn.log", signal.SIGTERM)
 
 
@@ -46,19 +46,43 @@ def test_every_file_deleted_and_the_poller_killed_loses_no_release(apollo, app_e
         release_reaches_every_worker(apollo, env, server.url, 3, "after the loss")
 
 
-def test_a_poller_killed_inside_the_settle_window_still_reloads_once(apollo, app_env, tmp_path):
+def test_a_deleted_cache_dir_then_a_recycled_worker_boots_with_the_config(apollo, app_env,
+                                                                          tmp_path):
+    """The app reads config at import: a worker that starts after the cache dir was wiped must
+    still boot (the poller writes its snapshot back), not fail gunicorn's boot."""
+    env = {**app_env, "RELOAD_ON": ""}
+    cache = tmp_path / "c"
+    with gunicorn(free_port(), env, tmp_path) as server:
+        release_reaches_every_worker(apollo, env, server.url, 3, "v1")
+        poller = poller_pid(env["APP_ID"], apollo.url, cache)
+        shutil.rmtree(cache)
+        wait_until(lambda: any(cache.glob("*.json")), timeout=10,
+                   message="the poller to write the snapshot back")
+        answers = every_worker(server.url, 3)
+        reader = next(pid for pid in answers if pid != poller)
+        os.kill(reader, signal.SIGTERM)  # recycled, as by max-requests
+        every_worker(server.url, 3, want=lambda a: a["greeting"] == "v1" and
+                     a["at_import"] == "v1" if a["pid"] not in answers else True, timeout=30)
+        assert "Worker failed to boot" not in server.log(tail=None)
+
+
+@pytest.mark.parametrize("how", ["sigkill", "recycled-with-post-fork-hook"])
+def test_a_poller_killed_inside_the_settle_window_still_reloads_once(apollo, app_env, tmp_path,
+                                                                    how):
     env = {**app_env, "RELOAD_ON": "db.*"}
     base = {"greeting": "hello", "db.url": "pg://a"}
     apollo.state.publish(env["APP_ID"], "default", "application", base)
     cache = tmp_path / "c"
-    with gunicorn(free_port(), env, tmp_path) as server:
+    extra = ["--preload", "-c", str(SERVERS_DIR / "gunicorn_conf.py")] if how != "sigkill" else []
+    sig = signal.SIGKILL if how == "sigkill" else signal.SIGTERM
+    with gunicorn(free_port(), env, tmp_path, *extra) as server:
         every_worker(server.url, 3, want=lambda a: a["db"] == "pg://a")
         old = wait_until(lambda: poller_pid(env["APP_ID"], apollo.url, cache), message="poller")
         apollo.state.publish(env["APP_ID"], "default", "application",
                              {**base, "db.url": "pg://b"})
         wait_until(lambda: every_worker(server.url, 2, want=lambda a: a["greeting"] == "hello"),
                    message="the release to land")
-        os.kill(old, signal.SIGKILL)  # inside the 1 s settle window of the test app
+        os.kill(old, sig)  # inside the 1 s settle window of the test app
         wait_until(lambda: "Handling signal: hup" in server.log(tail=None), timeout=20,
                    message="the reload the dead poller owed")
         time.sleep(6)  # past every settle window: a second reload would show now
