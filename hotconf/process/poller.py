@@ -67,8 +67,9 @@ class Poller:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="hotconf-poller", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="hotconf-poller", daemon=True)
+        thread.start()
+        self._thread = thread  # only a started thread: stop() may join it from another thread
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the loop: the request in flight (a held long poll, a slow fetch) is aborted,

@@ -79,11 +79,11 @@ class Role:
             log.error(problem)
         won = True
         if self.store.shared:
-            # A missing lock file beside an existing snapshot may be a deleted one under a
-            # running poller: leave it to that poller for a moment, as a standby would.
-            patience = RECREATE_AFTER if self.store.token() is not None else 0.0
+            # A process starting now creates a missing lock file at once: waiting would leave a
+            # host whose workers live shorter than the wait (max-requests) with no poller. If a
+            # poller still held a deleted one, its guard steps down within a second.
             try:
-                won = self.competes and self.lock.try_acquire(create_missing_after=patience)
+                won = self.competes and self.lock.try_acquire()
             except OSError as exc:
                 if self._fallback_store is None:
                     raise
