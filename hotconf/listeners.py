@@ -42,6 +42,7 @@ class _Mailbox:
         self.registration = registration
         self.queue: queue.Queue[Optional[List[ChangeEvent]]] = queue.Queue()
         name = getattr(registration.callback, "__qualname__", "listener")
+        self.cancelled = False  # removed: what is still queued is dropped
         self.thread = threading.Thread(target=self._run, name=f"hotconf-listener {name}",
                                        daemon=True)
         self.thread.start()
@@ -53,11 +54,17 @@ class _Mailbox:
             if events is None:
                 return
             for event in events:
+                if self.cancelled:
+                    break
                 try:
                     reg.callback(event)
-                except Exception:  # noqa: BLE001 - isolate listeners from each other
+                except BaseException:  # noqa: BLE001 - even SystemExit: the next event still comes
                     log.exception("hotconf: change listener %r failed on namespace %r; "
                                   "other listeners still run", reg.callback, event.namespace)
+
+    def close(self) -> None:
+        self.cancelled = True
+        self.queue.put(None)
 
 
 class Listeners:
@@ -93,7 +100,7 @@ class Listeners:
             for reg in gone:
                 mailbox = self._mailboxes.pop(id(reg), None)
                 if mailbox is not None:
-                    mailbox.queue.put(None)
+                    mailbox.close()
             return bool(gone)
 
     def dispatch(self, events: Sequence[ChangeEvent]) -> None:
@@ -118,6 +125,11 @@ class Listeners:
 
     def close(self) -> None:
         with self._lock:
-            for mailbox in self._mailboxes.values():
-                mailbox.queue.put(None)
-            self._mailboxes = {}
+            mailboxes, self._mailboxes = self._mailboxes, {}
+        for mailbox in mailboxes.values():
+            mailbox.close()
+
+    def __del__(self) -> None:
+        # The Config was dropped without stop(): its listener threads end with it.
+        for mailbox in list(getattr(self, "_mailboxes", {}).values()):
+            mailbox.close()

@@ -11,14 +11,16 @@ from typing import Optional
 
 MASK = "****"
 
-_SECRET = re.compile(r"pass(word|wd)?|secret|token|credential|(^|[._-])key$|private|api[._-]?key",
-                     re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+_SECRET = re.compile(r"pass(word|wd)?|pwd|secret|token|credential|(^|[._-])key$|private|"
+                     r"api[._-]?key", re.IGNORECASE)
+_CAMEL_KEY = re.compile(r"[a-z0-9]Key$")  # aesKey, signingKey (not "monkey")
+# user:password@host; the password may itself hold '@': up to the last '@' before the path
+_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^/\s]+@")
 
 
 def is_secret(key: str) -> bool:
     """Keys whose values never go to a log: password, secret, token, *key, credential..."""
-    return bool(_SECRET.search(key))
+    return bool(_SECRET.search(key) or _CAMEL_KEY.search(key))
 
 
 def mask(key: str, value: Optional[str]) -> Optional[str]:

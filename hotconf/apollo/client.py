@@ -196,10 +196,12 @@ class ApolloClient:
                     return None
                 if resp.status == 200:
                     config = responses.parse_config(resp.body, previous)
-                    if not urls.same_namespace(config.namespace_name, namespace):
+                    if not urls.same_namespace(config.namespace_name, namespace) or \
+                            config.app_id.lower() != s.app_id.lower():
                         raise ProtocolError(
-                            f"{what}: the answer is for namespace {config.namespace_name!r} "
-                            f"(a proxy or cache in between mixing answers?)")
+                            f"{what}: the answer is for app {config.app_id!r} namespace "
+                            f"{config.namespace_name!r} (a proxy or cache in between mixing "
+                            f"answers?)")
                     return config
                 self._raise_for_status(resp, what)
             except (NotFoundError, AuthError):

@@ -280,8 +280,8 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             name = strip_properties(name)
             lower = name.lower()
-            if lower in seen:  # two spellings of one namespace: the smaller id wins, and its
-                if nid < wanted[seen[lower]]:  # spelling is the one answered (as Apollo)
+            if lower in seen:  # two spellings of one namespace: the smaller id wins (the later
+                if nid <= wanted[seen[lower]]:  # one if equal), spelling and all (as Apollo)
                     del wanted[seen[lower]]
                     seen[lower] = name
                     wanted[name] = nid

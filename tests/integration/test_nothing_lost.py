@@ -31,6 +31,7 @@ MALFORMED = {
                            if k != "releaseKey"},
     "releaseKey not a string": {**GOOD, "configurations": {"k": "x"}, "releaseKey": 7},
     "wrong namespaceName": {**GOOD, "configurations": {"k": "x"}, "namespaceName": "other"},
+    "another app's answer": {**GOOD, "configurations": {"k": "x"}, "appId": "other-app"},
     "not an object": ["configurations"],
     "an error page": "<html>502 Bad Gateway</html>",
 }
@@ -67,9 +68,11 @@ SECRET = "hunter2-s3cret"
 @pytest.mark.parametrize("getter", ["get_int", "get_float", "get_bool", "get_json"])
 def test_typed_getters_never_show_a_secret_value(getter, make_config, devserver, caplog):
     devserver.state.publish("demo", "default", "application",
-                            {"db.password": SECRET, "dsn": f"postgresql://app:{SECRET}@db/x"})
+                            {"db.password": SECRET, "dsn": f"postgresql://app:{SECRET}@db/x",
+                             "db.pwd": SECRET, "aesKey": SECRET,
+                             "jdbc.url": f"mysql://u:{SECRET}@at@db/x"})
     cfg = make_config()
-    for key in ("db.password", "dsn"):
+    for key in ("db.password", "dsn", "db.pwd", "aesKey", "jdbc.url"):
         with pytest.raises(ConfigValueError) as caught:
             getattr(cfg, getter)(key)
         shown = "".join(traceback.format_exception(caught.value)) + repr(caught.value.args) \
@@ -108,6 +111,65 @@ def test_a_stuck_listener_delays_only_itself(make_config, devserver):
         assert time.monotonic() - start < 0.5
     finally:
         release.set()
+
+
+def test_listeners_survive_system_exit_and_a_removed_listener_stops_at_once(make_config,
+                                                                            devserver):
+    devserver.state.publish("demo", "default", "application", {"k": "0"})
+    cfg = make_config()
+    assert cfg.get("k") == "0"
+    exits: list = []
+    slow: list = []
+
+    def exits_on_1(event):
+        exits.append(event.changes["k"].new)
+        if event.changes["k"].new == "1":
+            raise SystemExit  # a listener's bug must not end its delivery
+
+    def slow_listener(event):
+        slow.append(event.changes["k"].new)
+        time.sleep(0.5)
+
+    cfg.on_change(exits_on_1)
+    cfg.on_change(slow_listener)
+    for n in (1, 2, 3):
+        devserver.state.publish("demo", "default", "application", {"k": str(n)})
+        deadline = time.monotonic() + 10
+        while cfg.get("k") != str(n) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    deadline = time.monotonic() + 10
+    while exits != ["1", "2", "3"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert exits == ["1", "2", "3"]
+    cfg.remove_listener(slow_listener)  # what is still queued for it is dropped
+    time.sleep(1.2)
+    assert slow[:1] == ["1"] and len(slow) <= 2, slow
+
+
+def test_a_dropped_config_takes_its_listener_threads_with_it(devserver, cache_dir):
+    import gc
+
+    devserver.state.publish("demo", "default", "application", {"k": "0"})
+    keep = Config(app_id="demo", server=devserver.url, cache_dir=cache_dir)
+    try:
+        keep.get("k")
+        before = threading.active_count()
+        for n in range(10):
+            cfg = Config(app_id="demo", server=devserver.url, cache_dir=cache_dir)
+            cfg.get("k")
+            seen: list = []
+            cfg.on_change(seen.append)
+            devserver.state.publish("demo", "default", "application", {"k": str(n + 1)})
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert seen
+            del cfg, seen
+        gc.collect()
+        time.sleep(0.5)
+        assert threading.active_count() <= before + 1
+    finally:
+        keep.stop()
 
 
 def _race_once(directory):
