@@ -46,29 +46,19 @@ def _tracking_pools(in_use: weakref.WeakSet[Any]) -> Dict[str, type]:
     """urllib3 pool classes that note the connections checked out for a request, so that
     ``abort`` can shut their sockets from another thread (a held long poll ends at once)."""
 
-    class Pool(HTTPConnectionPool):
+    class Tracking:
         def _get_conn(self, timeout: Optional[float] = None) -> Any:
-            conn = super()._get_conn(timeout)
+            conn = super()._get_conn(timeout)  # type: ignore[misc]
             in_use.add(conn)
             return conn
 
         def _put_conn(self, conn: Any) -> None:
             if conn is not None:  # urllib3 puts None back for a connection it dropped
                 in_use.discard(conn)
-            super()._put_conn(conn)
+            super()._put_conn(conn)  # type: ignore[misc]
 
-    class TLSPool(HTTPSConnectionPool):
-        def _get_conn(self, timeout: Optional[float] = None) -> Any:
-            conn = super()._get_conn(timeout)
-            in_use.add(conn)
-            return conn
-
-        def _put_conn(self, conn: Any) -> None:
-            if conn is not None:  # urllib3 puts None back for a connection it dropped
-                in_use.discard(conn)
-            super()._put_conn(conn)
-
-    return {"http": Pool, "https": TLSPool}
+    return {"http": type("Pool", (Tracking, HTTPConnectionPool), {}),
+            "https": type("TLSPool", (Tracking, HTTPSConnectionPool), {})}
 
 
 class HttpTransport:

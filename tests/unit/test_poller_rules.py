@@ -16,13 +16,6 @@ from tests.fakes import FakeApollo
 
 
 @pytest.fixture
-def apollo():
-    fake = FakeApollo()
-    fake.publish("application", {"k": "v1"})
-    return fake
-
-
-@pytest.fixture
 def clock():
     return ManualClock()
 

@@ -17,15 +17,7 @@ from hotconf.process.poller import Poller
 from hotconf.process.role import Role
 from hotconf.runtime import ProcessFacts
 from hotconf.stores import open_local_store
-from tests.fakes import FakeApollo
 from tests.helpers import wait_until
-
-
-@pytest.fixture
-def apollo():
-    fake = FakeApollo()
-    fake.publish("application", {"k": "v1"})
-    return fake
 
 
 @pytest.fixture
