@@ -126,7 +126,11 @@ class Bench:
                                signal.SIGINT, cwd=APPS)
         server.swap_log = swap_log
         server.start(timeout=90)
-        every_worker(server.url, workers, timeout=60)
+        try:
+            every_worker(server.url, workers, timeout=60)
+        except BaseException:
+            server.stop()  # a server that never got ready is stopped here: nobody else will
+            raise
         return server
 
     def close(self) -> None:
