@@ -74,18 +74,8 @@ class LocalCache:
 
     def save(self, snapshot: Snapshot) -> bool:
         """Write atomically; on failure log once per distinct error and carry on."""
-        data = snapshot.to_json()
-        tmp_name = None
         try:
-            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.dir)  # 0600
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, self.path)
-            tmp_name = None
-            _fsync_dir(self.dir)
+            write_atomically(self.path, snapshot.to_json())
         except OSError as exc:
             message = f"{exc.strerror or exc}"
             if message != self._last_write_error:
@@ -94,16 +84,32 @@ class LocalCache:
                             self.path, message)
             self._last_write_error = message
             return False
-        finally:
-            if tmp_name is not None:
-                try:
-                    os.unlink(tmp_name)
-                except OSError:
-                    pass
         if self._last_write_error is not None:
             log.info("hotconf: local cache %s is writable again", self.path)
             self._last_write_error = None
         return True
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: a temporary file in the same 0700 directory (0600),
+    fsynced and renamed over it, so a reader sees the old file or the new one. Raises OSError."""
+    tmp_name = None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
 
 
 def _fsync_dir(path: Path) -> None:

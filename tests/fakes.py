@@ -10,8 +10,13 @@ from __future__ import annotations
 import json
 from typing import Dict, List, Optional, Tuple
 
+from hotconf.apollo.client import ApolloClient
+from hotconf.cache import LocalCache
 from hotconf.errors import TransportError
-from hotconf.testing import MockTransport, Request
+from hotconf.options import Settings
+from hotconf.process.poller import Poller
+from hotconf.stores import LayeredStore, MemoryStore
+from hotconf.testing import ManualClock, MockTransport, Request
 
 
 class FakeApollo:
@@ -77,3 +82,16 @@ class FakeApollo:
     def fetches(self, namespace: Optional[str] = None) -> List[Request]:
         return [r for r in self.requests if r.path.startswith("/configs/")
                 and (namespace is None or r.path.endswith("/" + namespace))]
+
+
+def make_poller(apollo: FakeApollo, clock: ManualClock, cache_dir, store=None,
+                namespaces=("application",), **tuning):
+    """A poller for ``apollo`` stepped by hand: no sockets, no thread, sleeps move ``clock``.
+    Returns (poller, store); the store defaults to memory with the cache file behind it."""
+    settings = Settings.resolve(app_id=apollo.app_id, config_service="http://apollo.test",
+                                cache_dir=cache_dir, namespaces=list(namespaces), environ={},
+                                **tuning)
+    store = store or LayeredStore(MemoryStore(), LocalCache.for_settings(settings),
+                                  watch_file=False)
+    client = ApolloClient(settings, transport=apollo.transport)
+    return Poller(settings, store, client=client, clock=clock, wait=clock.sleep), store

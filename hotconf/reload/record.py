@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional
+
+from ..cache import write_atomically
 
 log = logging.getLogger("hotconf")
 
@@ -78,20 +79,8 @@ class ReloadRecord:
                         exc.strerror or exc)
 
     def _write(self, pending: Pending) -> None:
-        tmp = None
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".reload-", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(asdict(pending), fh)
-            os.replace(tmp, self.path)
-            tmp = None
+            write_atomically(self.path, json.dumps(asdict(pending)).encode("utf-8"))
         except OSError as exc:  # the reload itself is unaffected; only the hand-over record
             log.warning("hotconf: cannot write the reload record %s (%s)", self.path,
                         exc.strerror or exc)
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass

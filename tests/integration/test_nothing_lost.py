@@ -12,12 +12,9 @@ import traceback
 import pytest
 
 from hotconf import Config, ConfigValueError
-from hotconf.apollo.client import ApolloClient
-from hotconf.options import Settings
-from hotconf.process.poller import Poller
 from hotconf.stores import MemoryStore
 from hotconf.testing import ManualClock
-from tests.fakes import FakeApollo
+from tests.fakes import FakeApollo, make_poller
 
 GOOD = {"appId": "demo", "cluster": "default", "namespaceName": "application",
         "releaseKey": "r-bad"}
@@ -41,12 +38,7 @@ MALFORMED = {
 def test_a_malformed_configs_answer_keeps_the_last_good_release(shape, tmp_path, caplog):
     apollo = FakeApollo()
     apollo.publish("application", {"k": "good"})
-    clock = ManualClock()
-    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
-                                cache_dir=tmp_path, environ={})
-    store = MemoryStore()
-    poller = Poller(settings, store, client=ApolloClient(settings, transport=apollo.transport),
-                    clock=clock, wait=clock.sleep)
+    poller, store = make_poller(apollo, ManualClock(), tmp_path, store=MemoryStore())
     poller.load_initial()
     poller.step()
     apollo.publish("application", {"k": "new"})

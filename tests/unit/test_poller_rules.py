@@ -5,28 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from hotconf.apollo.client import ApolloClient
-from hotconf.cache import LocalCache
-from hotconf.options import Settings
-from hotconf.process.poller import Poller
 from hotconf.snapshot import NamespaceSnapshot, Snapshot
-from hotconf.stores import LayeredStore, MemoryStore
+from hotconf.stores import MemoryStore
 from hotconf.testing import ManualClock
-from tests.fakes import FakeApollo
+from tests.fakes import FakeApollo, make_poller
 
 
 @pytest.fixture
 def clock():
     return ManualClock()
-
-
-def make_poller(apollo, clock, tmp_path, store=None, **tuning):
-    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
-                                cache_dir=tmp_path, environ={}, **tuning)
-    store = store or LayeredStore(MemoryStore(), LocalCache.for_settings(settings),
-                                  watch_file=False)
-    client = ApolloClient(settings, transport=apollo.transport)
-    return Poller(settings, store, client=client, clock=clock, wait=clock.sleep), store
 
 
 def test_first_load_fetches_and_publishes_version_1(apollo, clock, tmp_path):
@@ -127,15 +114,10 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets_on_success(apollo,
     assert 1.0 <= clock.sleeps[-1] <= 1.25
 
 
-def test_a_failed_poll_backs_off_but_a_404_namespace_does_not_stop_the_others(clock, tmp_path):
+def test_a_404_namespace_does_not_stop_the_others(clock, tmp_path):
     apollo = FakeApollo()
     apollo.publish("application", {"k": "v"})
-    settings_ns = ["application", "missing"]
-    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
-                                cache_dir=tmp_path, namespaces=settings_ns, environ={})
-    store = MemoryStore()
-    poller = Poller(settings, store, client=ApolloClient(settings, transport=apollo.transport),
-                    clock=clock, wait=clock.sleep)
+    poller, _ = make_poller(apollo, clock, tmp_path, namespaces=["application", "missing"])
     snapshot = poller.load_initial()
     assert snapshot.namespaces["application"]["k"] == "v"
     assert not snapshot.namespaces["missing"].found
@@ -171,11 +153,7 @@ def test_a_poller_behind_the_store_overtakes_instead_of_being_refused(apollo, cl
 def test_an_unparsable_release_keeps_the_last_good_one(clock, tmp_path):
     apollo = FakeApollo()
     apollo.publish("db.json", {"content": '{"url": "a"}'})
-    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
-                                cache_dir=tmp_path, namespaces=["db.json"], environ={})
-    store = MemoryStore()
-    poller = Poller(settings, store, client=ApolloClient(settings, transport=apollo.transport),
-                    clock=clock, wait=clock.sleep)
+    poller, store = make_poller(apollo, clock, tmp_path, namespaces=["db.json"])
     poller.load_initial()
     poller.step()
     apollo.publish("db.json", {"content": "{not json"})
