@@ -17,6 +17,7 @@ from .errors import (
     FormatError,
     HotconfError,
     HTTPStatusError,
+    MissingPartError,
     NotFoundError,
     ProtocolError,
     ReloadError,
@@ -32,7 +33,7 @@ from .snapshot import NamespaceSnapshot, Snapshot
 __all__ = [
     "ApolloError", "AuthError", "Change", "ChangeEvent", "ChangeType", "Config",
     "ConfigUnavailableError", "ConfigValueError", "FormatError", "HTTPStatusError",
-    "HotconfError", "NamespaceSnapshot", "NotFoundError", "ProtocolError", "ReloadError",
+    "HotconfError", "MissingPartError", "NamespaceSnapshot", "NotFoundError", "ProtocolError", "ReloadError",
     "ReloadRequest", "SettingsError", "Snapshot", "SnapshotTooLargeError", "StoreError",
     "TransportError", "UnknownNamespaceError", "__version__",
 ]

@@ -1,26 +1,33 @@
-"""The local cache file: the last good snapshot, persisted atomically.
+"""The local cache: the last good snapshot, persisted atomically.
 
-One JSON file per app and cluster, written as a temporary file in the same directory, fsynced
-and renamed over the old one, so a reader (in this process or another) sees the old file or the
-new one, never a mix. Files are 0600 in a 0700 directory; a symlink at the path is replaced, not
-followed.
+One small index file per app and cluster (``{key}.json``: versions, release keys, a digest per
+namespace) and one part per namespace in ``{key}.parts/``, named by its digest and never
+modified. A release writes the parts it changed, then replaces the index, so a reader sees the
+old index or the new one, never a mix, and decodes only the namespaces that changed. Parts no
+index names any more are removed (the previous index's are kept for readers still on it). Every
+file is written as a temporary file in the same directory, fsynced and renamed; files are 0600
+in 0700 directories; a symlink at a path is replaced, not followed. A one-document cache file
+written by hotconf 0.1 is still read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Set, Tuple
 
-from .errors import ProtocolError
+from .errors import MissingPartError, ProtocolError
 from .options import Settings
 from .snapshot import Snapshot
 
 log = logging.getLogger("hotconf")
 
-MAX_CACHE_BYTES = 64 * 1024 * 1024
+MAX_CACHE_BYTES = 64 * 1024 * 1024  # per file
+PART_SUFFIX = ".json"
+_READ_ATTEMPTS = 3  # a reader whose index went stale under it reads the new one
 
 
 class LocalCache:
@@ -30,6 +37,7 @@ class LocalCache:
         self.dir = Path(cache_dir)
         self.app_id, self.cluster = app_id, cluster
         self.path = self.dir / f"{key or f'{app_id}+{cluster}'}.json"
+        self.parts_dir = self.path.with_suffix(".parts")
         self._last_write_error: Optional[str] = None
 
     @classmethod
@@ -38,31 +46,75 @@ class LocalCache:
 
     def load(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         """The cached snapshot, or None (missing, unreadable, corrupt, or another app's).
-        Namespaces unchanged from ``previous`` are reused rather than parsed again."""
+        Only the parts of namespaces that differ from ``previous`` are read and parsed."""
+        for _ in range(_READ_ATTEMPTS):
+            raw = self._read(self.path, "local cache")
+            if raw is None:
+                return None
+            try:
+                snapshot = Snapshot.decode(raw, self._read_part, source="cache", previous=previous)
+            except MissingPartError as exc:
+                missing = str(exc)
+                continue  # replaced by a newer release while we read: read the new index
+            except ProtocolError as exc:
+                log.warning("hotconf: the local cache %s is corrupt or unreadable (%s); ignoring "
+                            "it. It is rewritten after the next successful load", self.path, exc)
+                return None
+            if (snapshot.app_id, snapshot.cluster) != (self.app_id, self.cluster):
+                log.warning("hotconf: the local cache %s holds app %r cluster %r, not %r %r; "
+                            "ignoring it", self.path, snapshot.app_id, snapshot.cluster,
+                            self.app_id, self.cluster)
+                return None
+            return snapshot
+        log.warning("hotconf: the local cache %s is incomplete (%s); ignoring it. The poller "
+                    "writes it again", self.path, missing)
+        return None
+
+    def _read(self, path: Path, what: str) -> Optional[bytes]:
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning("hotconf: cannot read the local cache %s (%s); ignoring it",
-                        self.path, exc.strerror or exc)
+            log.warning("hotconf: the %s %s is corrupt or unreadable (%s); ignoring it",
+                        what, path, exc.strerror or exc)
             return None
         try:
             with os.fdopen(fd, "rb") as fh:
                 raw = fh.read(MAX_CACHE_BYTES + 1)
-            if len(raw) > MAX_CACHE_BYTES:
-                raise ProtocolError("file is larger than any snapshot hotconf writes")
-            snapshot = Snapshot.from_json(raw, source="cache", previous=previous)
-        except (OSError, ProtocolError) as exc:
-            log.warning("hotconf: the local cache %s is corrupt or unreadable (%s); ignoring it. "
-                        "It is rewritten after the next successful load", self.path, exc)
+        except OSError as exc:
+            log.warning("hotconf: the %s %s is corrupt or unreadable (%s); ignoring it",
+                        what, path, exc.strerror or exc)
             return None
-        if (snapshot.app_id, snapshot.cluster) != (self.app_id, self.cluster):
-            log.warning("hotconf: the local cache %s holds app %r cluster %r, not %r %r; "
-                        "ignoring it", self.path, snapshot.app_id, snapshot.cluster,
-                        self.app_id, self.cluster)
+        return raw if len(raw) <= MAX_CACHE_BYTES else None
+
+    def _read_part(self, namespace: str, digest: str) -> Optional[bytes]:
+        if not digest.isalnum():  # a digest is hex: never a path
             return None
-        return snapshot
+        return self._read(self.parts_dir / (digest + PART_SUFFIX), "cached namespace")
+
+    def version(self) -> Optional[int]:
+        """The version of the cached snapshot from its index alone (no part is read)."""
+        raw = self._read(self.path, "local cache")
+        try:
+            version = json.loads(raw)["version"] if raw is not None else None
+        except (ValueError, TypeError, KeyError, RecursionError):
+            return None
+        return version if isinstance(version, int) else None
+
+    def lost_parts_of(self, snapshot: Snapshot) -> bool:
+        """The index on disk is ``snapshot``'s, but some of its parts are gone."""
+        return (self.version() == snapshot.version
+                and self._indexed_digests() == {ns.digest for ns in snapshot.namespaces.values()}
+                and not self.holds(snapshot))
+
+    def holds(self, snapshot: Snapshot) -> bool:
+        """The index and every part of ``snapshot`` are on disk (stats, no reads): what the
+        poller checks to put back a deleted cache dir, or parts a tmp cleaner took."""
+        if self.token() is None:
+            return False
+        return all(os.path.exists(self.parts_dir / (ns.digest + PART_SUFFIX))
+                   for ns in snapshot.namespaces.values())
 
     def token(self) -> Optional[Tuple[int, int, int]]:
         """Changes whenever the file is replaced or rewritten: a stat, no read."""
@@ -73,9 +125,10 @@ class LocalCache:
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     def save(self, snapshot: Snapshot) -> bool:
-        """Write atomically; on failure log once per distinct error and carry on."""
+        """Write the parts it lacks, then the index; on failure log once per distinct error and
+        carry on (the old index and its parts stay intact)."""
         try:
-            write_atomically(self.path, snapshot.to_json())
+            self._save(snapshot)
         except OSError as exc:
             message = f"{exc.strerror or exc}"
             if message != self._last_write_error:
@@ -89,8 +142,50 @@ class LocalCache:
             self._last_write_error = None
         return True
 
+    def _save(self, snapshot: Snapshot) -> None:
+        parts = snapshot.parts()
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _replace_symlink_dir(self.parts_dir)
+        self.parts_dir.mkdir(mode=0o700, exist_ok=True)
+        present = set(os.listdir(self.parts_dir))
+        wrote = False
+        for digest, data in parts.items():
+            if digest + PART_SUFFIX not in present:
+                write_atomically(self.parts_dir / (digest + PART_SUFFIX), data, sync_dir=False)
+                wrote = True
+        if wrote:
+            _fsync_dir(self.parts_dir)
+        keep = {d + PART_SUFFIX for d in set(parts) | self._indexed_digests()}
+        write_atomically(self.path, snapshot.index_json())
+        _remove_unlisted(self.parts_dir, present - keep)
 
-def write_atomically(path: Path, data: bytes) -> None:
+    def _indexed_digests(self) -> Set[str]:
+        """The digests the index on disk names: readers may still be reading its parts."""
+        raw = self._read(self.path, "local cache")
+        try:
+            namespaces = json.loads(raw)["namespaces"] if raw is not None else {}
+            return {item["digest"] for item in namespaces.values()
+                    if isinstance(item.get("digest"), str)}
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            return set()
+
+
+def _replace_symlink_dir(path: Path) -> None:
+    """A symlink planted where the parts directory goes is removed, not followed."""
+    if os.path.islink(path):
+        os.unlink(path)
+
+
+def _remove_unlisted(directory: Path, names: Iterable[str]) -> None:
+    for name in names:
+        if name.endswith(PART_SUFFIX) and not name.startswith("."):  # never a writer's temp
+            try:
+                os.unlink(directory / name)
+            except OSError:
+                pass
+
+
+def write_atomically(path: Path, data: bytes, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data``: a temporary file in the same 0700 directory (0600),
     fsynced and renamed over it, so a reader sees the old file or the new one. Raises OSError."""
     tmp_name = None
@@ -103,7 +198,8 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
-        _fsync_dir(path.parent)
+        if sync_dir:
+            _fsync_dir(path.parent)
     finally:
         if tmp_name is not None:
             try:

@@ -59,6 +59,11 @@ class ProtocolError(ApolloError):
     """The config service answered with a body that is not what the Apollo protocol says."""
 
 
+class MissingPartError(ProtocolError):
+    """A stored snapshot's index names a namespace part that is gone or holds other content
+    (a newer release replaced it while an older index was read): read the index again."""
+
+
 class TransportError(ApolloError):
     """The config service could not be reached (connection refused, timeout, reset)."""
 
@@ -95,7 +100,7 @@ class ReloadError(HotconfError):
 
 __all__ = [
     "ApolloError", "AuthError", "ConfigUnavailableError", "ConfigValueError", "FormatError",
-    "HTTPStatusError", "HotconfError", "NotFoundError", "ProtocolError", "ReloadError",
+    "HTTPStatusError", "HotconfError", "MissingPartError", "NotFoundError", "ProtocolError", "ReloadError",
     "SettingsError", "SnapshotTooLargeError", "StoreError", "TransportError",
     "UnknownNamespaceError",
 ]

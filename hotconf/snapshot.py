@@ -8,16 +8,24 @@ one, so a one-namespace release re-parses one namespace.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Union
 
 from .changes import ChangeEvent, diff_values
-from .errors import ProtocolError
+from .errors import MissingPartError, ProtocolError
 from .formats import Format, format_of, parse_content, resolve_path
 
-SNAPSHOT_FORMAT = "hotconf-snapshot/1"
+SNAPSHOT_FORMAT = "hotconf-snapshot/1"  # one document holding everything (still read)
+#: An index (versions, release keys, one digest per namespace) whose namespaces travel as
+#: separate parts: a one-namespace release rewrites, and makes readers decode, one part.
+INDEX_FORMAT = "hotconf-snapshot/2"
+
+
+def part_digest(part: bytes) -> str:
+    return hashlib.blake2b(part, digest_size=16).hexdigest()
 
 #: Where a snapshot came from, as a process holds it:
 #: ``"remote"`` fetched from the config service by this process (it is the poller);
@@ -39,7 +47,7 @@ class NamespaceSnapshot(Mapping[str, str]):
 
     __slots__ = (
         "name", "format", "configurations", "release_key", "notification_id", "found",
-        "content", "parsed", "_values",
+        "content", "parsed", "_values", "_part", "_digest",
     )
     name: str
     format: Format
@@ -50,6 +58,8 @@ class NamespaceSnapshot(Mapping[str, str]):
     content: Optional[str]
     parsed: Any
     _values: Dict[str, str]
+    _part: Optional[bytes]
+    _digest: Optional[str]
 
     def __init__(
         self,
@@ -71,6 +81,8 @@ class NamespaceSnapshot(Mapping[str, str]):
         set_(self, "content", content)
         set_(self, "parsed", parsed)
         set_(self, "_values", values)
+        set_(self, "_part", None)
+        set_(self, "_digest", None)
 
     @classmethod
     def missing(cls, name: str) -> NamespaceSnapshot:
@@ -122,6 +134,27 @@ class NamespaceSnapshot(Mapping[str, str]):
                    configurations: Mapping[str, str]) -> bool:
         return (found == self.found and release_key == self.release_key
                 and self.configurations == configurations)
+
+    # -- as a part of a split snapshot ----------------------------------------------------------
+    def part(self) -> bytes:
+        """The configurations as stored in a part; encoded once per namespace object."""
+        part = self._part
+        if part is None:
+            part = json.dumps(dict(self.configurations), ensure_ascii=False,
+                              separators=(",", ":")).encode("utf-8")
+            object.__setattr__(self, "_part", part)
+            object.__setattr__(self, "_digest", part_digest(part))
+        return part
+
+    @property
+    def digest(self) -> str:
+        """Names the configurations: equal digests, equal content."""
+        digest = self._digest
+        if digest is None:
+            self.part()
+            digest = self._digest
+        assert digest is not None
+        return digest
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -230,15 +263,7 @@ class Snapshot:
         """
         if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
             raise ProtocolError(f"not a {SNAPSHOT_FORMAT} document")
-        app_id, cluster, version = data.get("app_id"), data.get("cluster"), data.get("version")
-        raw = data.get("namespaces")
-        created_at = data.get("created_at")
-        if (
-            not isinstance(app_id, str) or not isinstance(cluster, str)
-            or not isinstance(version, int) or not isinstance(raw, dict)
-            or not isinstance(created_at, (int, float))
-        ):
-            raise ProtocolError("snapshot lacks app_id, cluster, version, created_at or namespaces")
+        app_id, cluster, version, raw, created_at = _header(data)
         namespaces = {}
         for name, item in raw.items():
             if not isinstance(item, dict):
@@ -263,11 +288,92 @@ class Snapshot:
                 continue
         return cls(app_id, cluster, namespaces, version, float(created_at), source)
 
+    # -- the split codec: an index and one part per namespace ---------------------------------
+    def index_json(self) -> bytes:
+        """The index: everything but the configurations, which are named by their digest."""
+        document = {
+            "format": INDEX_FORMAT,
+            "app_id": self.app_id,
+            "cluster": self.cluster,
+            "version": self.version,
+            "created_at": self.created_at,
+            "namespaces": {
+                name: {"release_key": ns.release_key, "notification_id": ns.notification_id,
+                       "found": ns.found, "digest": ns.digest}
+                for name, ns in self.namespaces.items()
+            },
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def parts(self) -> Dict[str, bytes]:
+        """Each namespace's part by its digest (encoded once per namespace, then reused)."""
+        return {ns.digest: ns.part() for ns in self.namespaces.values()}
+
+    @classmethod
+    def decode(cls, data: Union[bytes, str], read_part: Callable[[str, str], Optional[bytes]],
+               source: Source = "cache", previous: Optional[Snapshot] = None) -> Snapshot:
+        """Decode an index (reading only the parts of namespaces that differ from
+        ``previous``) or a whole one-document snapshot. ``read_part(namespace, digest)`` returns
+        the part's bytes or None. ProtocolError if it is neither; MissingPartError if a part is
+        gone or replaced (read the index again)."""
+        try:
+            document = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"not a {INDEX_FORMAT} document ({exc})") from None
+        if isinstance(document, dict) and document.get("format") == SNAPSHOT_FORMAT:
+            return cls.from_dict(document, source=source, previous=previous)
+        if not isinstance(document, dict) or document.get("format") != INDEX_FORMAT:
+            raise ProtocolError(f"not a {INDEX_FORMAT} document")
+        app_id, cluster, version, raw, created_at = _header(document)
+        namespaces = {}
+        for name, item in raw.items():
+            if not isinstance(item, dict):
+                raise ProtocolError(f"snapshot namespace {name!r} is not an object")
+            key, nid = item.get("release_key"), item.get("notification_id", -1)
+            found, digest = item.get("found", True), item.get("digest")
+            if (not (key is None or isinstance(key, str)) or not isinstance(nid, int)
+                    or not isinstance(found, bool) or not isinstance(digest, str)):
+                raise ProtocolError(f"snapshot namespace {name!r} has the wrong shape")
+            before = previous.namespaces.get(name) if previous is not None else None
+            if (before is not None and before.found == found and before.release_key == key
+                    and before.digest == digest):
+                namespaces[name] = (before if before.notification_id == nid
+                                    else before.with_notification_id(nid))
+                continue
+            part = read_part(name, digest)
+            if part is None or part_digest(part) != digest:
+                raise MissingPartError(f"the part of namespace {name!r} is gone or was replaced")
+            try:
+                confs = json.loads(part.decode("utf-8"))
+            except (ValueError, RecursionError) as exc:
+                raise ProtocolError(f"the part of namespace {name!r} is not json ({exc})") from None
+            if not isinstance(confs, dict) or not all(isinstance(v, str) for v in confs.values()):
+                raise ProtocolError(f"the part of namespace {name!r} has the wrong shape")
+            try:
+                ns = NamespaceSnapshot(name, confs, key, nid, found)
+            except Exception:  # noqa: BLE001 - a bad namespace must not cost the others
+                continue
+            object.__setattr__(ns, "_digest", digest)  # known: no need to encode it again
+            namespaces[name] = ns
+        return cls(app_id, cluster, namespaces, version, float(created_at), source)
+
     def __repr__(self) -> str:
         return (
             f"Snapshot({self.app_id!r}/{self.cluster!r}, v{self.version}, "
             f"namespaces={list(self.namespaces)})"
         )
+
+
+def _header(data: Dict[str, Any]) -> Any:
+    app_id, cluster, version = data.get("app_id"), data.get("cluster"), data.get("version")
+    raw, created_at = data.get("namespaces"), data.get("created_at")
+    if (
+        not isinstance(app_id, str) or not isinstance(cluster, str)
+        or not isinstance(version, int) or isinstance(version, bool) or not isinstance(raw, dict)
+        or not isinstance(created_at, (int, float))
+    ):
+        raise ProtocolError("snapshot lacks app_id, cluster, version, created_at or namespaces")
+    return app_id, cluster, version, raw, created_at
 
 
 def diff(old: Optional[Snapshot], new: Snapshot) -> List[ChangeEvent]:

@@ -90,16 +90,17 @@ class Poller:
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     # -- loading ---------------------------------------------------------------------------------
-    def load_initial(self) -> Optional[Snapshot]:
+    def load_initial(self, held: Optional[Snapshot] = None) -> Optional[Snapshot]:
         """Synchronous first load: the config service, else the local cache.
 
         Bounded: the first namespace that cannot be reached at all stops the remote attempts;
-        the background loop takes over from there.
+        the background loop takes over from there. ``held`` (what this process serves, when it
+        takes over from another poller) spares decoding the namespaces it already has.
         """
         self._next_refresh = self._clock() + self.settings.refresh_interval
         # Start from the newest snapshot the host has (the store falls back to the cache
         # file), so this poller's versions continue the sequence instead of repeating it.
-        cached = self.store.latest()
+        cached = self.store.latest(held)
         base = cached.namespaces if cached is not None else {}
         loaded: Dict[str, NamespaceSnapshot] = {}
         remote_ok = False
@@ -300,7 +301,7 @@ class Poller:
         """The host's copy is gone (the cache dir deleted, the uWSGI cache wiped): publish
         what this poller holds again, so processes that start now find it."""
         snapshot = self._snapshot
-        if snapshot is not None and not self._stop.is_set() and self.store.token() is None:
+        if snapshot is not None and not self._stop.is_set() and not self.store.holds(snapshot):
             log.warning("hotconf: the shared snapshot of %s was deleted; writing it again",
                         self.settings.instance_key)
             with self._publish_lock:

@@ -57,8 +57,16 @@ class Store:
         """Changes whenever a newer snapshot was published; cheap to compute."""
         raise NotImplementedError
 
+    def holds(self, snapshot: Snapshot) -> bool:
+        """The host's copy is there for processes that start now (the poller puts it back
+        when a cache dir was deleted or the uWSGI cache wiped)."""
+        return self.token() is not None
+
     def watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in this process when another process publishes."""
+
+    def rewatch(self) -> None:
+        """Watch again if what is watched was replaced (a deleted and recreated cache dir)."""
 
     def close(self) -> None:
         """Stop watching."""

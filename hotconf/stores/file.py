@@ -72,8 +72,9 @@ class FileStore(Store):
                 # to this process, so a child forked mid-write inherits the descriptor but not
                 # the lock, and cannot keep the host's writers waiting for as long as it lives.
                 fcntl.lockf(fd, fcntl.LOCK_EX)
-                if not snapshot.newer_than(self.cache.load()):
-                    return False
+                if not snapshot.newer_than(self.cache.version()) and \
+                        not self.cache.lost_parts_of(snapshot):
+                    return False  # only the same snapshot, with parts gone, is written again
                 written = self.cache.save(snapshot)
                 self.unwritten = None if written else snapshot
             finally:
@@ -89,8 +90,14 @@ class FileStore(Store):
     def token(self) -> Any:
         return self.cache.token()
 
+    def holds(self, snapshot: Snapshot) -> bool:
+        return self.cache.holds(snapshot)
+
     def watch(self, callback: Callable[[], None]) -> None:
         self._watch.start(callback)
+
+    def rewatch(self) -> None:
+        self._watch.renew()
 
     def close(self) -> None:
         self._watch.close()

@@ -34,8 +34,8 @@ class LayeredStore(Store):
     def publish(self, snapshot: Snapshot) -> bool:
         with self._lock:
             on_file = self._on_file
-        # Never rewrite the file with the releases it holds already.
-        if snapshot.same_releases(on_file):
+        # Never rewrite the file with the releases it holds already (unless it was deleted).
+        if snapshot.same_releases(on_file) and self.cache.holds(snapshot):
             self.unwritten = None
         elif self.cache.save(snapshot):
             self.unwritten = None
@@ -71,10 +71,17 @@ class LayeredStore(Store):
     def token(self) -> Any:
         return self.front.token()
 
+    def holds(self, snapshot: Snapshot) -> bool:
+        return self.cache.holds(snapshot) and self.front.holds(snapshot)
+
     def watch(self, callback: Callable[[], None]) -> None:
         self.front.watch(callback)
         if self._file_watch is not None:
             self._file_watch.start(callback)
+
+    def rewatch(self) -> None:
+        if self._file_watch is not None:
+            self._file_watch.renew()
 
     def close(self) -> None:
         self.front.close()

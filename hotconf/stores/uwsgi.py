@@ -1,19 +1,28 @@
-"""The uWSGI cache store: the snapshot as one value in a uWSGI ``cache2``, its version beside it.
+"""The uWSGI cache store: a snapshot's index and one part per namespace as values of a uWSGI
+``cache2``, its version beside them.
 
-It is handed the uWSGI API (the ``uwsgi`` module, or a fake with the same five functions) and
+A release updates the parts that changed, then the index and the version, under the uWSGI lock.
+Readers read without the lock: the index, then only the parts of namespaces that differ from
+what they hold, each checked against the digest the index names (a part replaced by a newer
+release in between is noticed, and the newer index read). So a one-namespace release costs
+every worker one part, whatever the size of the config.
+
+It is handed the uWSGI API (the ``uwsgi`` module, or a fake with the same four functions) and
 a push channel (the uWSGI signal) by ``servers.uwsgi``: this module imports no server.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Dict, Optional, Protocol
 
-from ..errors import ProtocolError, SnapshotTooLargeError
+from ..errors import MissingPartError, ProtocolError, SnapshotTooLargeError
 from ..snapshot import Snapshot
 from .base import Store
 
 log = logging.getLogger("hotconf")
+
+_READ_ATTEMPTS = 3
 
 
 class CacheAPI(Protocol):
@@ -43,44 +52,75 @@ class UwsgiCacheStore(Store):
         self.cache_name, self.key, self.blocksize, self.bitmap = cache_name, key, blocksize, bitmap
         self._version_key = key + ":version"
         self._watching: Optional[Callable[[], None]] = None
+        # What this process last wrote under each part key, valid while the version in the
+        # cache is the one it wrote (another writer, or a wiped cache, means write them all).
+        self._written: Dict[str, str] = {}
+        self._written_version: Optional[bytes] = None
 
-    def _too_large(self, size: int) -> SnapshotTooLargeError:
+    def _part_key(self, namespace: str) -> str:
+        return f"{self.key}:part:{namespace}"
+
+    def _too_large(self, size: int, items: int) -> SnapshotTooLargeError:
         return SnapshotTooLargeError(
-            f"hotconf: the snapshot is {size} bytes but the uWSGI cache '{self.cache_name}' holds "
-            f"at most {self.blocksize} bytes per value (blocksize): raise it in uwsgi.ini, e.g. "
-            f"cache2 = name={self.cache_name},items=16,blocksize={_round_up(size)}. Until then "
-            f"workers read the snapshot from the local cache file")
+            f"hotconf: the uWSGI cache '{self.cache_name}' did not take the snapshot: its largest "
+            f"value is {size} bytes and the cache holds at most {self.blocksize} bytes per value "
+            f"(blocksize); it also needs {items} items for this app (one per namespace, and two "
+            f"more). Raise them in uwsgi.ini, e.g. cache2 = name={self.cache_name},"
+            f"items={max(16, items * 2)},blocksize={_round_up(size)}. Until then workers read "
+            f"the snapshot from the local cache file")
 
     def publish(self, snapshot: Snapshot) -> bool:
-        data = snapshot.to_json()
-        if len(data) > self.blocksize and not self.bitmap:
-            raise self._too_large(len(data))
+        index = snapshot.index_json()
+        parts = {name: ns for name, ns in snapshot.namespaces.items()}
+        largest = max([len(index)] + [len(ns.part()) for ns in parts.values()])
+        items = len(parts) + 2
+        if largest > self.blocksize and not self.bitmap:
+            raise self._too_large(largest, items)
         api = self.api
         api.lock()
         try:
             current = api.cache_get(self._version_key, self.cache_name)
             if current is not None and current.isdigit() and not snapshot.newer_than(int(current)):
                 return False
-            # uWSGI reports an oversized or failed write only by returning None
-            if api.cache_update(self.key, data, 0, self.cache_name) is None:
-                raise self._too_large(len(data))
-            api.cache_update(self._version_key, str(snapshot.version).encode(), 0,
-                             self.cache_name)
+            if current != self._written_version:
+                self._written = {}
+            for name, ns in parts.items():
+                if self._written.get(name) == ns.digest:
+                    continue
+                # uWSGI reports an oversized value or a full cache only by returning None
+                if api.cache_update(self._part_key(name), ns.part(), 0, self.cache_name) is None:
+                    self._written = {}
+                    raise self._too_large(largest, items)
+                self._written[name] = ns.digest
+            version = str(snapshot.version).encode()
+            if (api.cache_update(self.key, index, 0, self.cache_name) is None
+                    or api.cache_update(self._version_key, version, 0, self.cache_name) is None):
+                self._written = {}
+                raise self._too_large(largest, items)
+            self._written_version = version
         finally:
             api.unlock()
         self._notify_local(snapshot)
         self.push.notify()
         return True
 
+    def _read_part(self, namespace: str, digest: str) -> Optional[bytes]:
+        return self.api.cache_get(self._part_key(namespace), self.cache_name)
+
     def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
-        data = self.api.cache_get(self.key, self.cache_name)
-        if data is None:
-            return None  # empty after a full reload: the layered store falls back to the file
-        try:
-            return Snapshot.from_json(data, source="store", previous=previous)
-        except ProtocolError as exc:
-            log.warning("hotconf: unreadable snapshot in uWSGI cache '%s' (%s)", self.cache_name, exc)
-            return None
+        for _ in range(_READ_ATTEMPTS):
+            data = self.api.cache_get(self.key, self.cache_name)
+            if data is None:
+                return None  # empty after a full reload: the layered store falls back to the file
+            try:
+                return Snapshot.decode(data, self._read_part, source="store", previous=previous)
+            except MissingPartError:
+                continue  # a newer release replaced a part while we read: read its index
+            except ProtocolError as exc:
+                log.warning("hotconf: unreadable snapshot in uWSGI cache '%s' (%s)",
+                            self.cache_name, exc)
+                return None
+        return None  # the file behind this store is read instead
 
     def token(self) -> Any:
         return self.api.cache_get(self._version_key, self.cache_name)

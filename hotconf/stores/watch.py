@@ -18,7 +18,7 @@ import select
 import struct
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Tuple, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -122,11 +122,15 @@ class FileWatch:
     def __init__(self, path: Path):
         self.path = path
         self._observer: Optional[Union[BaseObserver, _Inotify]] = None
+        self._callback: Optional[Callable[[], None]] = None
+        self._watched: Optional[Tuple[int, int]] = None  # the directory's (device, inode)
 
     def start(self, callback: Callable[[], None]) -> None:
         if self._observer is not None:
             return
+        self._callback = callback
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._watched = _identity(self.path.parent)
         if _queue_is_patched():
             self._observer = _Inotify(self.path, callback)
             return
@@ -137,6 +141,18 @@ class FileWatch:
         observer.start()
         self._observer = observer
 
+    def renew(self) -> None:
+        """Watch again if the directory was deleted and made again: a watch follows the
+        directory it was set on, not its name. Then report, in case a change was missed."""
+        callback = self._callback
+        if callback is None or self._observer is None:
+            return
+        if _identity(self.path.parent) == self._watched:
+            return
+        self.close()
+        self.start(callback)
+        callback()
+
     def close(self) -> None:
         observer, self._observer = self._observer, None
         if isinstance(observer, _Inotify):
@@ -144,3 +160,11 @@ class FileWatch:
         elif observer is not None:
             observer.stop()
             observer.join(2)
+
+
+def _identity(path: Path) -> Optional[Tuple[int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -16,6 +16,7 @@ from hotconf import (
     UnknownNamespaceError,
 )
 from hotconf.apollo.client import ApolloClient
+from hotconf.cache import LocalCache
 from hotconf.options import Settings
 from tests.helpers import ScriptedServer, free_port, reply, wait_until
 
@@ -224,6 +225,13 @@ def test_discovered_list_is_refreshed(devserver, cache_dir):
         client.close()
 
 
+def on_disk(cfg):
+    """What the local cache holds, read as `hotconf dump` reads it (index, then parts)."""
+    path = cfg.cache_path
+    snapshot = LocalCache(path.parent, "demo", "default", key=path.stem).load()
+    return dict(snapshot.namespaces["application"]) if snapshot is not None else None
+
+
 def test_local_cache_is_written_atomically_and_private(devserver, make_config, cache_dir):
     publish(devserver, values={"k": "v"})
     cfg = make_config()
@@ -231,13 +239,17 @@ def test_local_cache_is_written_atomically_and_private(devserver, make_config, c
     path = cfg.cache_path
     assert path.parent == cache_dir and path.name.startswith("demo+default+")
     doc = json.loads(path.read_text())
-    assert doc["namespaces"]["application"]["configurations"] == {"k": "v"}
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    assert doc["format"] == "hotconf-snapshot/2" and "configurations" not in doc["namespaces"]["application"]
+    assert on_disk(cfg) == {"k": "v"}
+    parts = path.with_suffix(".parts")
+    for file in [path, *parts.iterdir()]:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    for directory in (cache_dir, parts):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     publish(devserver, values={"k": "w"})
-    wait_until(lambda: json.loads(path.read_text())["namespaces"]["application"]
-               ["configurations"] == {"k": "w"}, message="the cache to follow the release")
-    assert not [p.name for p in cache_dir.iterdir() if p.name.endswith(".tmp")]  # no temp files
+    wait_until(lambda: on_disk(cfg) == {"k": "w"}, message="the cache to follow the release")
+    for directory in (cache_dir, parts):  # no temp files
+        assert not [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_server_down_at_start_with_cache_serves_it_and_recovers(cache_dir, hotconf_logs):
@@ -295,7 +307,7 @@ def test_corrupt_or_foreign_cache_file_is_ignored(devserver, make_config, cache_
     publish(devserver, values={"k": "v"})
     assert cfg.get("k") == "v"
     assert "ignoring it" in hotconf_logs.text
-    wait_until(lambda: b'"k":"v"' in cfg.cache_path.read_bytes())
+    wait_until(lambda: on_disk(cfg) == {"k": "v"}, message="the cache to be written again")
 
 
 def test_unwritable_cache_dir_logs_and_keeps_serving(devserver, make_config, tmp_path,

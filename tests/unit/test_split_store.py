@@ -1,0 +1,237 @@
+"""A one-namespace release costs one part: the cache file and the uWSGI cache hold a small index
+and one part per namespace, and readers decode only the parts of namespaces that changed."""
+
+import json
+import threading
+
+import pytest
+
+from hotconf.cache import LocalCache
+from hotconf.errors import MissingPartError, ProtocolError, SnapshotTooLargeError
+from hotconf.snapshot import NamespaceSnapshot, Snapshot
+from hotconf.stores.file import FileStore
+from hotconf.stores.uwsgi import UwsgiCacheStore
+
+NAMES = [f"ns{i}" for i in range(5)]
+
+
+def snapshot(version, changed=None, base=None):
+    if base is None:
+        namespaces = {n: NamespaceSnapshot(n, {f"k{j}": f"{n}-{j}" for j in range(50)}, "r0")
+                      for n in NAMES}
+        return Snapshot("app", "default", namespaces, version)
+    return base.replace({changed: NamespaceSnapshot(changed, {"k": f"v{version}"}, f"r{version}")},
+                        version=version)
+
+
+class CountingCache(LocalCache):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.parts_read = []
+
+    def _read_part(self, namespace, digest):
+        self.parts_read.append(namespace)
+        return super()._read_part(namespace, digest)
+
+
+def test_index_and_parts_round_trip_and_a_one_document_cache_is_still_read():
+    s = Snapshot("a", "c", {"application": NamespaceSnapshot("application", {"k": "v"}, "r1"),
+                            "db.yaml": NamespaceSnapshot("db.yaml", {"content": "a: 1\n"}, "r2"),
+                            "gone": NamespaceSnapshot.missing("gone")}, version=7)
+    parts = s.parts()
+    back = Snapshot.decode(s.index_json(), lambda name, digest: parts.get(digest))
+    assert back.version == 7 and back.release_keys == s.release_keys
+    assert dict(back.namespaces["db.yaml"]) == {"a": "1"} and not back.namespaces["gone"].found
+    assert len(s.index_json()) < 600  # the index carries no configurations
+    old = Snapshot.decode(s.to_json(), lambda name, digest: None)  # hotconf 0.1's cache file
+    assert old.release_keys == s.release_keys and old.namespaces["application"]["k"] == "v"
+
+
+def test_a_part_that_is_gone_or_another_release_is_noticed():
+    s = snapshot(1)
+    with pytest.raises(MissingPartError):
+        Snapshot.decode(s.index_json(), lambda name, digest: None)
+    with pytest.raises(MissingPartError):  # a newer release's part under the same key
+        Snapshot.decode(s.index_json(), lambda name, digest: b'{"k":"other"}')
+    with pytest.raises(ProtocolError):
+        Snapshot.decode(b'{"format":"hotconf-snapshot/2"}', lambda name, digest: None)
+
+
+def test_a_one_namespace_release_writes_one_part_and_readers_decode_one(tmp_path):
+    writer, reader = LocalCache(tmp_path, "app", "default"), CountingCache(tmp_path, "app", "default")
+    first = snapshot(1)
+    assert writer.save(first)
+    held = reader.load()
+    assert sorted(reader.parts_read) == NAMES and held.version == 1
+    parts_before = {p.name: p.stat().st_mtime_ns for p in writer.parts_dir.iterdir()}
+
+    second = snapshot(2, "ns3", first)
+    assert writer.save(second)
+    parts_after = {p.name: p.stat().st_mtime_ns for p in writer.parts_dir.iterdir()}
+    new = set(parts_after) - set(parts_before)
+    assert len(new) == 1  # one part written...
+    assert all(parts_after[n] == parts_before[n] for n in parts_before)  # ...none rewritten
+
+    reader.parts_read.clear()
+    newer = reader.load(held)
+    assert reader.parts_read == ["ns3"]  # one part read and parsed
+    assert newer.namespaces["ns3"]["k"] == "v2"
+    assert all(newer.namespaces[n] is held.namespaces[n] for n in NAMES if n != "ns3")
+
+
+def test_parts_of_the_previous_index_stay_for_readers_still_on_it(tmp_path):
+    cache = LocalCache(tmp_path, "app", "default")
+    s1 = snapshot(1)
+    s2 = snapshot(2, "ns0", s1)
+    s3 = snapshot(3, "ns0", s2)
+    for s in (s1, s2, s3):
+        assert cache.save(s)
+    names = {p.name for p in cache.parts_dir.iterdir()}
+    assert s2.namespaces["ns0"].digest + ".json" in names  # the previous index's part
+    assert s1.namespaces["ns0"].digest + ".json" not in names  # older: removed
+    assert len(names) == len(NAMES) + 1
+
+
+def test_a_reader_on_a_stale_index_reads_the_new_one(tmp_path):
+    cache = LocalCache(tmp_path, "app", "default")
+    s1 = snapshot(1)
+    cache.save(s1)
+    stale_index = cache.path.read_bytes()
+    s3 = snapshot(3, "ns1", snapshot(2, "ns1", s1))
+    cache.save(snapshot(2, "ns1", s1))
+    cache.save(s3)  # s1's ns1 part is gone now
+
+    calls = []
+    real_read = cache._read
+
+    def read(path, what):
+        calls.append(path)
+        if path == cache.path and len(calls) == 1:
+            return stale_index  # this reader read the index before the two releases
+        return real_read(path, what)
+
+    cache._read = read
+    loaded = cache.load()
+    assert loaded.version == 3 and loaded.namespaces["ns1"]["k"] == "v3"
+
+
+def test_a_part_a_tmp_cleaner_removed_is_written_again(tmp_path, caplog):
+    cache = LocalCache(tmp_path, "app", "default")
+    store = FileStore(cache)
+    s1 = snapshot(1)
+    assert store.publish(s1)
+    victim = cache.parts_dir / (s1.namespaces["ns2"].digest + ".json")
+    victim.unlink()
+    assert not store.holds(s1)
+    assert cache.load() is None and "incomplete" in caplog.text  # readers keep what they hold
+    assert store.publish(s1)  # the poller's guard publishes what it holds again
+    assert store.holds(s1) and cache.load().version == 1
+    assert not store.publish(s1)  # and not again once it is whole
+
+
+def test_a_corrupt_part_costs_nothing_but_a_warning(tmp_path, caplog):
+    cache = LocalCache(tmp_path, "app", "default")
+    s1 = snapshot(1)
+    cache.save(s1)
+    (cache.parts_dir / (s1.namespaces["ns0"].digest + ".json")).write_bytes(b"{not json")
+    assert cache.load() is None
+    assert "incomplete" in caplog.text or "corrupt" in caplog.text
+
+
+class FakeUwsgi:
+    """The four calls of the uwsgi module the store uses, with a cache of bounded items."""
+
+    def __init__(self, items=64, blocksize=1 << 20):
+        self.values, self.items, self.blocksize = {}, items, blocksize
+        self.updates, self.gets = [], []
+        self._lock = threading.Lock()
+
+    def lock(self):
+        self._lock.acquire()
+
+    def unlock(self):
+        self._lock.release()
+
+    def cache_get(self, key, cache):
+        self.gets.append(key)
+        return self.values.get(key)
+
+    def cache_update(self, key, value, expires, cache):
+        if len(value) > self.blocksize or (key not in self.values and len(self.values) >= self.items):
+            return None
+        self.updates.append(key)
+        self.values[key] = value
+        return True
+
+
+class NoPush:
+    def notify(self):
+        pass
+
+    def add(self, callback):
+        return True
+
+    def remove(self, callback):
+        pass
+
+
+def uwsgi_store(api):
+    return UwsgiCacheStore(api, NoPush(), "hotconf", "app+default", 1 << 20)
+
+
+def test_uwsgi_cache_one_namespace_release_updates_and_decodes_one_part():
+    api = FakeUwsgi()
+    poller, reader = uwsgi_store(api), uwsgi_store(api)
+    s1 = snapshot(1)
+    assert poller.publish(s1)
+    held = reader.latest()
+    assert held.version == 1
+    api.updates.clear()
+    api.gets.clear()
+    assert poller.publish(snapshot(2, "ns4", s1))
+    assert sorted(api.updates) == ["app+default", "app+default:part:ns4", "app+default:version"]
+    newer = reader.latest(held)
+    assert [k for k in api.gets if ":part:" in k] == ["app+default:part:ns4"]
+    assert newer.namespaces["ns4"]["k"] == "v2" and newer.namespaces["ns0"] is held.namespaces["ns0"]
+    assert not poller.publish(snapshot(2, "ns4", s1))  # versions only move forward
+
+
+def test_uwsgi_cache_part_replaced_during_a_read_is_noticed():
+    api = FakeUwsgi()
+    store = uwsgi_store(api)
+    s1 = snapshot(1)
+    store.publish(s1)
+    stale = api.values["app+default"]
+    store.publish(snapshot(2, "ns0", s1))
+    real_get = api.cache_get
+    served = []
+
+    def get(key, cache):
+        if key == "app+default" and not served:
+            served.append(1)
+            return stale
+        return real_get(key, cache)
+
+    api.cache_get = get
+    assert store.latest().version == 2  # read the stale index, met a newer part, read again
+
+
+def test_uwsgi_cache_too_small_says_how_many_items_and_bytes():
+    store = uwsgi_store(FakeUwsgi(items=3))
+    with pytest.raises(SnapshotTooLargeError) as err:
+        store.publish(snapshot(1))
+    assert "items=" in str(err.value) and "7 items" in str(err.value)
+
+
+def test_another_writer_makes_the_poller_write_every_part_again():
+    api = FakeUwsgi()
+    mine, theirs = uwsgi_store(api), uwsgi_store(api)
+    s1 = snapshot(1)
+    mine.publish(s1)
+    other = Snapshot("app", "default", {n: NamespaceSnapshot(n, {"x": "1"}, "o") for n in NAMES}, 5)
+    theirs.publish(other)
+    api.updates.clear()
+    mine.publish(snapshot(6, "ns0", s1))
+    assert len([k for k in api.updates if ":part:" in k]) == len(NAMES)
+    assert json.loads(api.values["app+default"])["version"] == 6
+    assert uwsgi_store(api).latest().namespaces["ns1"]["k0"] == "ns1-0"
