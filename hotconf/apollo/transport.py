@@ -14,6 +14,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple
 
 import requests
+import urllib3
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .._version import __version__
@@ -119,7 +120,7 @@ class HttpTransport:
                 body = self._read_body(resp, deadline, url)
             finally:
                 resp.close()
-        except requests.Timeout:
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
             raise TransportError(
                 f"timed out talking to {base} (connect {timeout[0]:g}s, read {timeout[1]:g}s)"
             ) from None
@@ -127,6 +128,8 @@ class HttpTransport:
             raise TransportError(f"cannot reach {base}: {_reason(exc)}") from None
         except requests.RequestException as exc:
             raise TransportError(f"request to {base} failed: {_reason(exc)}") from None
+        except urllib3.exceptions.HTTPError as exc:  # the body broke off (a reset, a bad proxy)
+            raise TransportError(f"the answer from {base} broke off: {_reason(exc)}") from None
         headers: Dict[str, str] = dict(resp.headers)
         return Response(resp.status_code, body, headers, url)
 

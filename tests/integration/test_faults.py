@@ -37,7 +37,8 @@ def proxied(devserver, cache_dir):
 
 @pytest.mark.parametrize("where", ["/notifications/v2", "/configs/"])
 @pytest.mark.parametrize("kind", FAULTS)
-def test_fault_is_survived_with_backoff_and_last_good_kept(devserver, proxied, kind, where):
+def test_fault_is_survived_with_backoff_and_last_good_kept(devserver, proxied, kind, where,
+                                                           hotconf_logs):
     proxy, cfg = proxied
     wait_until(lambda: proxy.count("/notifications/v2") >= 2, message="the poll loop to run")
     proxy.fault(where, kind)
@@ -52,6 +53,7 @@ def test_fault_is_survived_with_backoff_and_last_good_kept(devserver, proxied, k
     assert cfg._binding._own_role().poller.running, "the poller thread died"
     proxy.heal()
     wait_until(lambda: cfg.get("k") == "v2", timeout=15, message="recovery after the fault")
+    assert "unexpected error" not in hotconf_logs.text  # a clear message, not a traceback
 
 
 def test_wrong_secret_backs_off_instead_of_storming(devserver, cache_dir, hotconf_logs):
