@@ -1,7 +1,8 @@
 """Electing the one poller of a host: an exclusive ``flock`` on a lock file.
 
-The kernel releases the lock when its holder dies (SIGKILL included), so a standby process
-takes over by simply trying again. A process that forks while holding the lock would share it
+The kernel releases the lock when its holder dies (SIGKILL included) and wakes the processes
+waiting for it, so a standby takes over at once by waiting in ``flock`` (``open_for_wait`` then
+``adopt``), with no timer. A process that forks while holding the lock would share it
 with its child through the inherited descriptor, so children close theirs (O_CLOEXEC covers
 exec, ``after_in_child`` covers fork).
 
@@ -20,7 +21,7 @@ import os
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 _LOCKS: weakref.WeakSet[PollerLock] = weakref.WeakSet()
 
@@ -33,6 +34,7 @@ class PollerLock:
         self.path = Path(path)
         self._fd: Optional[int] = None
         self._pid = 0
+        self._waiting: Optional[Tuple[int, int]] = None  # (fd, pid) of a blocked standby
         self._clock = clock
         self._missing_since: Optional[float] = None
         _LOCKS.add(self)
@@ -75,6 +77,45 @@ class PollerLock:
         os.pwrite(fd, f"{self._pid}\n".encode(), 0)
         return True
 
+    def open_for_wait(self, create_missing_after: float = RECREATE_AFTER) -> Optional[int]:
+        """A descriptor of the lock file for a standby to wait on (``wait`` then ``adopt``);
+        None while the file is missing and younger than ``create_missing_after`` s of absence."""
+        self._forget()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path, flags)
+        except FileNotFoundError:
+            now = self._clock()
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < create_missing_after:
+                return None
+            fd = os.open(self.path, flags | os.O_CREAT, 0o600)
+        self._missing_since = None
+        self._waiting = (fd, os.getpid())
+        return fd
+
+    @staticmethod
+    def wait(fd: int) -> None:
+        """Block until the lock on ``fd`` is ours: the kernel wakes us when the holder dies or
+        lets go. The one blocking call (see ``blocking.call_blocking``)."""
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def adopt(self, fd: int, keep: bool = True) -> bool:
+        """After ``wait(fd)``: hold the lock if ``keep`` and the path still names the file
+        locked (it may have been deleted or replaced while we waited); else let go."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and waiting[1] != os.getpid():
+            return False  # forked while waiting: that descriptor is the parent's
+        if not keep or not _names(self.path, fd):
+            os.close(fd)
+            return False
+        self._fd, self._pid = fd, os.getpid()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{self._pid}\n".encode(), 0)
+        return True
+
     def still_ours(self) -> bool:
         """Held, and the path still names the file we locked."""
         fd = self._fd
@@ -99,13 +140,16 @@ class PollerLock:
         self._fd = None
 
     def _forget(self) -> None:
-        """In a forked child: drop the inherited descriptor without touching the parent's lock."""
+        """In a forked child: drop the inherited descriptors (held, or waited on by the
+        parent's standby) without touching the parent's lock."""
         if self._fd is not None and self._pid != os.getpid():
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
+            _close_quietly(self._fd)
             self._fd = None
+        waiting = self._waiting
+        if waiting is not None and waiting[1] != os.getpid():
+            # Kept open, the child would share the lock the parent's standby is about to get.
+            _close_quietly(waiting[0])
+            self._waiting = None
 
     def holder_pid(self) -> Optional[int]:
         """The pid written by the last holder, if the lock is held now."""
@@ -133,6 +177,13 @@ def _names(path: Path, fd: int) -> bool:
         return False
     mine = os.fstat(fd)
     return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _after_fork_in_child() -> None:

@@ -217,8 +217,8 @@ class Binding:
             reloads.feed(events)
 
     def polling(self) -> None:
-        """Called in the poller's process when it becomes the poller and then about once a
-        second: fire a reload that fell due while another process polled (or none did)."""
+        """Called in the poller's process when it becomes the poller (or puts back a deleted
+        lock file): fire a reload that fell due while another process polled (or none did)."""
         reloads = self._reloads
         if reloads is not None:
             reloads.settle_pending()

@@ -1,20 +1,24 @@
 """This process's part for one Config: the host's poller, or a reader that follows the store.
 
-Readers learn of a new snapshot by the store's push (the uWSGI signal, a watchdog event on the
-cache file) and, as a safety net, by comparing the store's cheap version token once a second;
-the same loop retries the election, so a standby takes over within about a second of the
-poller's death. The store is asked, never inspected: whether it is shared (an election is
-needed), how it pushes, where it falls back are its own business.
+Nothing here runs on a timer while the host is healthy. Readers learn of a new snapshot by the
+store's push (the uWSGI signal, an inotify event on the cache index). A standby waits in
+``flock`` on the poller's lock, so the kernel wakes it the moment the poller dies and it takes
+over at once. A safety net compares the store's cheap version token every few tens of seconds
+(a missed push); the poller checks every couple of seconds that its lock file is still there.
+The store is asked, never inspected: whether it is shared (an election is needed), how it
+pushes, where it falls back are its own business.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
 import threading
 from typing import Callable, Literal, Optional
 
+from ..blocking import call_blocking
 from ..election import RECREATE_AFTER, PollerLock
 from ..options import Settings
 from ..runtime import ProcessFacts, threads_problem
@@ -24,8 +28,8 @@ from .poller import Poller
 
 log = logging.getLogger("hotconf")
 
-STANDBY_INTERVAL = 1.0
-GUARD_INTERVAL = 1.0  # how often the poller checks that its lock file is still the one
+SAFETY_INTERVAL = 30.0  # a reader compares the store's token this often, in case a push was lost
+GUARD_INTERVAL = 2.0  # how often the poller checks that its lock file (and the cache) is there
 
 #: What a process does for a Config: ``"poller"`` (it talks to Apollo for the host),
 #: ``"reader"`` (it follows the shared store), ``"idle"`` (not armed in this process yet).
@@ -42,9 +46,9 @@ class Role:
         deliver: Callable[[Snapshot], None],
         held: Callable[[], Optional[Snapshot]] = lambda: None,
         fallback_store: Optional[Callable[[], Store]] = None,
-        standby_interval: float = STANDBY_INTERVAL,
+        safety_interval: float = SAFETY_INTERVAL,
         guard_interval: float = GUARD_INTERVAL,
-        on_poller: Callable[[], None] = lambda: None,  # on becoming poller, then each guard
+        on_poller: Callable[[], None] = lambda: None,  # on becoming poller, or a lock put back
         make_poller: Callable[[Settings, Store], Poller] = Poller,
     ):
         """``deliver`` receives every newer snapshot; ``held`` says which one the process holds
@@ -60,12 +64,13 @@ class Role:
         self._held = held
         self._fallback_store = fallback_store
         self._make_poller = make_poller
-        self._interval = standby_interval
+        self._interval = safety_interval
         self._guard_interval = guard_interval
         self._on_poller = on_poller
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._standby: Optional[threading.Thread] = None
+        self._safety: Optional[threading.Thread] = None
         self._token: object = None
 
     @property
@@ -104,7 +109,7 @@ class Role:
                  self.settings.instance_key, self.store.name)
         poller = self._make_poller(self.settings, self.store)
         self.poller = poller
-        poller.load_initial()
+        poller.load_initial(self._held())
         if not self._ready.is_set():
             # Nothing delivered: nothing loaded at all, or the store already holds a newer
             # snapshot than ours (another poller was ahead). Serve what the host has.
@@ -122,15 +127,17 @@ class Role:
     def _guard_loop(self) -> None:
         """While polling: if the lock file is deleted or replaced, put a new one in place
         before a standby does, or step down if one already holds it (never two pollers for
-        longer than this interval)."""
+        longer than this interval); put back a cache the host lost."""
         while not self._stop.wait(self._guard_interval):
             poller = self.poller
             if poller is None:
                 return
             try:
-                if self.lock.reassert():
+                ours = self.lock.still_ours()
+                if ours or self.lock.reassert():
                     poller.restore_if_missing()
-                    self._on_poller()
+                    if not ours:
+                        self._on_poller()
                     continue
             except OSError as exc:  # the directory itself is gone for now: try again
                 log.debug("hotconf: checking the poller lock failed: %s", exc)
@@ -148,9 +155,14 @@ class Role:
         log.debug("hotconf: process %d reads %s (store: %s)", os.getpid(),
                   self.settings.instance_key, self.store.name)
         self.refresh()
-        self._standby = threading.Thread(target=self._standby_loop, name="hotconf-standby",
-                                         daemon=True)
-        self._standby.start()
+        if self._safety is None:
+            self._safety = threading.Thread(target=self._safety_loop, name="hotconf-safety-net",
+                                            daemon=True)
+            self._safety.start()
+        if self.competes and self.store.shared:
+            self._standby = threading.Thread(target=self._standby_loop, name="hotconf-standby",
+                                             daemon=True)
+            self._standby.start()
 
     # -- reading ----------------------------------------------------------------------------------
     def _deliver(self, snapshot: Snapshot) -> None:
@@ -175,18 +187,43 @@ class Role:
         return self._ready.wait(timeout)
 
     def _standby_loop(self) -> None:
-        rng = random.Random()
-        while not self._stop.wait(self._interval * (0.75 + 0.5 * rng.random())):
+        """Wait in ``flock`` for the poller's lock: the kernel wakes this thread when the
+        poller dies or lets go, and it takes over at once."""
+        while not self._stop.is_set():
             try:
-                if self.competes and not self._stop.is_set() and \
-                        self.lock.try_acquire(create_missing_after=RECREATE_AFTER):
+                fd = self.lock.open_for_wait(create_missing_after=RECREATE_AFTER)
+                if fd is None:  # missing: the poller's guard may be putting it back
+                    self._stop.wait(RECREATE_AFTER / 3)
+                    continue
+                try:
+                    call_blocking(functools.partial(PollerLock.wait, fd))
+                except BaseException:
+                    self.lock.adopt(fd, keep=False)
+                    raise
+                if self.lock.adopt(fd, keep=not self._stop.is_set()):
                     log.warning("hotconf: process %d takes over polling for %s (the previous "
                                 "poller is gone)", os.getpid(), self.settings.instance_key)
                     self._become_poller()
                     return
-                self.check()
+                if not self._stop.is_set():
+                    # The lock file was deleted or replaced while we waited: so may the
+                    # directory the store watches have been.
+                    self.store.rewatch()
+                    self.check()
             except Exception:  # noqa: BLE001 - the standby must outlive any one failure
-                log.exception("hotconf: standby check failed")
+                log.exception("hotconf: waiting for the poller lock failed")
+                self._stop.wait(self._interval)
+
+    def _safety_loop(self) -> None:
+        rng = random.Random()
+        while not self._stop.wait(self._interval * (0.75 + 0.5 * rng.random())):
+            if self.poller is not None:
+                continue
+            try:
+                self.store.rewatch()
+                self.check()
+            except Exception:  # noqa: BLE001 - the safety net must outlive any one failure
+                log.exception("hotconf: checking the store failed")
 
     # -- stopping ---------------------------------------------------------------------------------
     def stop(self) -> None:

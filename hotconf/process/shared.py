@@ -62,7 +62,7 @@ class SharedRole:
                 self._deliver_to(subscriber, snapshot)
 
     def polling(self) -> None:
-        """This process polls (it just became the poller, or its guard checks in): subscribers
+        """This process polls (it just became the poller, or put its lock file back): subscribers
         fire a reload owed on the host (see hotconf.reload.record)."""
         with self._lock:
             subscribers = [s for s in (ref() for ref in self._subscribers) if s is not None]

@@ -93,9 +93,9 @@ class ReloadController:
             self._reload(ReloadRequest(changes, summary))
 
     def settle_pending(self) -> None:
-        """In the poller's process (on becoming the poller, then about once a second): fire a
-        reload the previous poller recorded as pending and did not live to fire, once it is
-        due, unless this process has the same change pending itself (it fires that)."""
+        """In the poller's process, on becoming the poller: fire a reload the previous poller
+        recorded as pending and did not live to fire, once it is due (a timer waits for that),
+        unless this process has the same change pending itself (it fires that)."""
         record = self._record
         if record is None or self._closed:
             return
@@ -105,7 +105,15 @@ class ReloadController:
             return
         with record.lock:
             pending = record.pending()
-            if pending is None or time.time() < pending.due_at:
+            if pending is None:
+                return
+            wait = pending.due_at - time.time()
+            if wait > 0:
+                with self._lock:
+                    if not self._closed:
+                        timer = threading.Timer(wait + 0.01, self.settle_pending)
+                        timer.daemon, timer.name = True, "hotconf-pending-reload"
+                        timer.start()
                 return
             log.warning("hotconf: firing the reload the previous poller left pending")
             record.clear()

@@ -159,7 +159,9 @@ def test_a_config_per_request_leaks_nothing(apollo, cache_dir, script):
         for _ in range(50):
             assert request() == "v"
         gc.collect()
-        time.sleep(1.5)  # released roles stop on a thread of their own
+        deadline = time.monotonic() + 10  # released roles stop on a thread of their own
+        while time.monotonic() < deadline and resources()[0] > before[0] + 1:
+            time.sleep(0.1)
         print(json.dumps({{"before": before, "after": resources()}}), flush=True)
         import sys
         sys.stdin.readline()

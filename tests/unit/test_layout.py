@@ -42,6 +42,7 @@ FLOORS: Dict[str, int] = {
     "hotconf.stores": EDGES,
     "hotconf.cache": EDGES,
     "hotconf.election": EDGES,
+    "hotconf.blocking": EDGES,
     "hotconf.reload.actions": EDGES,
     "hotconf.reload.record": EDGES,
     "hotconf.process": ROLE,

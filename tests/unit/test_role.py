@@ -4,6 +4,8 @@ freed, polling alone when the lock directory is unusable."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -39,7 +41,7 @@ class Process:
             self.delivered.append(snapshot.version)
 
 
-def make_role(settings, apollo, kind="file", competes=True, interval=0.05):
+def make_role(settings, apollo, kind="file", competes=True, interval=3600.0):
     proc = Process()
 
     def make_poller(s, store):
@@ -59,7 +61,7 @@ def make_role(settings, apollo, kind="file", competes=True, interval=0.05):
                 competes, proc.deliver, held=lambda: proc.held,
                 fallback_store=lambda: open_local_store("memory",
                                                         LocalCache.for_settings(settings)),
-                standby_interval=interval, make_poller=make_poller)
+                safety_interval=interval, make_poller=make_poller)
     return role, proc
 
 
@@ -152,3 +154,101 @@ def test_stop_during_a_takeover_hands_the_role_straight_back(settings, apollo):
     role.start()
     assert started.is_set()
     assert lock_of(settings).holder_pid() is None
+
+
+def test_a_standby_takes_over_the_moment_the_lock_is_freed_with_no_timer(settings, apollo):
+    """The safety net's timer is an hour here: the kernel's wake-up is the only way."""
+    first, _ = make_role(settings, apollo)
+    first.start()
+    second, proc = make_role(settings, apollo)
+    try:
+        second.start()
+        assert second.name == "reader"
+        time.sleep(0.2)  # the standby is waiting in flock
+        freed = time.monotonic()
+        first.stop()
+        wait_until(lambda: second.name == "poller", timeout=5, interval=0.002,
+                   message="the standby to take over")
+        assert time.monotonic() - freed < 1.0
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_standby_takes_over_from_a_killed_process(settings, tmp_path):
+    """A real process holds the lock and is SIGKILLed: the kernel frees the lock and wakes
+    the waiting standby."""
+    lock = lock_of(settings)
+    pid = os.fork()
+    if pid == 0:  # the poller of another process
+        try:
+            if lock.try_acquire():
+                (tmp_path / "held").touch()
+                time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        wait_until(lambda: (tmp_path / "held").exists(), message="the other process to lock")
+        standby = PollerLock(lock.path)
+        fd = standby.open_for_wait()
+        took = []
+        thread = threading.Thread(target=lambda: (PollerLock.wait(fd), took.append(
+            standby.adopt(fd, keep=True))), daemon=True)
+        thread.start()
+        time.sleep(0.1)
+        assert took == []
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        thread.join(5)
+        assert took == [True] and time.monotonic() - killed < 1.0
+        assert standby.held and lock.holder_pid() == os.getpid()
+        standby.release()
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+
+
+def test_a_child_forked_while_the_standby_waits_never_shares_the_lock(settings, tmp_path):
+    """The waiting descriptor is closed in a forked child: otherwise, once the parent's standby
+    won, the child would hold the lock too, and keep it after the parent let go."""
+    holder = lock_of(settings)
+    assert holder.try_acquire()
+    standby = PollerLock(holder.path)
+    fd = standby.open_for_wait()
+    thread = threading.Thread(target=lambda: (PollerLock.wait(fd), standby.adopt(fd)), daemon=True)
+    thread.start()
+    time.sleep(0.05)
+    child = os.fork()
+    if child == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        holder.release()
+        thread.join(5)
+        assert standby.held
+        standby.release()
+        third = PollerLock(holder.path)
+        assert third.try_acquire(), "the forked child kept the lock the standby let go"
+        third.release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_a_reader_follows_releases_by_push_alone(settings, apollo):
+    """No timer: the file store's inotify event brings each release."""
+    first, _ = make_role(settings, apollo)
+    first.start()
+    second, proc = make_role(settings, apollo)
+    try:
+        second.start()
+        for value in ("v2", "v3"):
+            apollo.publish("application", {"k": value})
+            wait_until(lambda v=value: proc.held.namespaces["application"]["k"] == v, timeout=5,
+                       message="the reader to follow by push")
+    finally:
+        first.stop()
+        second.stop()
