@@ -1,5 +1,8 @@
 """`make bench`: hotconf side by side with the Python Apollo clients, in one run, on this machine.
 
+hotconf runs two ways under uWSGI prefork:
+  hotconf         with a mule that polls and the uWSGI cache as the store (HOTCONF_POLLER=mule)
+  hotconf-nomule  no mule, no cache2: one elected worker polls, the others read the cache file
 Alternatives, each installed here into a virtual environment of its own from PyPI:
   acc  apollo-config-client 0.1.2, under uWSGI lazy-apps (one client per worker: the only way
        it works under uWSGI)
@@ -20,6 +23,7 @@ import concurrent.futures
 import json
 import os
 import platform
+import random
 import signal
 import socket
 import statistics
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -38,12 +43,15 @@ import requests  # noqa: E402
 
 from hotconf import Config  # noqa: E402
 from hotconf.devserver import DevServer  # noqa: E402
+from hotconf.devserver.state import DevState  # noqa: E402
 from hotconf.snapshot import NamespaceSnapshot, Snapshot, diff  # noqa: E402
 from tests.servers_harness import (  # noqa: E402
     UWSGI,
     ServerProcess,
     cpu_seconds,
     every_worker,
+    pid_alive,
+    poller_pid,
     session_pids,
 )
 
@@ -52,6 +60,7 @@ VENVS = ROOT / "benchmarks" / ".venvs"
 RESULTS = ROOT / "benchmarks" / "results"
 PEERS = {"acc": "apollo-config-client==0.1.2", "pys": "pyapollos==0.1.5"}
 HOTCONF_CACHE2 = "name=hotconf,items=16,blocksize=4194304"
+NO_MULE = "hotconf-nomule"  # hotconf prefork without a mule or cache2: an elected worker polls
 
 
 def log(text: str) -> None:
@@ -88,10 +97,36 @@ def peer_venv(name: str) -> Path:
     return venv
 
 
+class PollRecorder(DevState):
+    """The dev server's state, which also notes when each long poll arrived and when it started
+    to be held (the immediate answer, for a client that is behind, is not holding), per app."""
+
+    def __init__(self, hold_seconds: float):
+        super().__init__(hold_seconds)
+        self.polls: Dict[str, List[List[Optional[float]]]] = {}  # app -> [[arrived, held]]
+
+    def wait_for_notifications(self, app_id, cluster, wanted, data_center, hold,
+                               abandoned=lambda: False):
+        record: List[Optional[float]] = [time.monotonic(), None]
+        self.polls.setdefault(app_id, []).append(record)
+
+        def held_and_abandoned() -> bool:  # first asked once the poll waits
+            if record[1] is None:
+                record[1] = time.monotonic()
+            return abandoned()
+
+        return super().wait_for_notifications(app_id, cluster, wanted, data_center, hold,
+                                              held_and_abandoned)
+
+    def polls_since(self, app_id: str, since: float) -> List[List[Optional[float]]]:
+        return [r for r in list(self.polls.get(app_id, ())) if r[0] is not None and r[0] >= since]
+
+
 class Bench:
     def __init__(self, quick: bool, peers: bool, work: Path):
         self.quick, self.peers, self.work = quick, peers, work
-        self.apollo = DevServer(port=0, hold_seconds=60).start()
+        self.polls = PollRecorder(hold_seconds=60)
+        self.apollo = DevServer(port=0, state=self.polls).start()
         self.venvs = {"hotconf": Path(sys.prefix)}
         if peers:
             for name in PEERS:
@@ -104,14 +139,21 @@ class Bench:
         self.apollo.state.publish(app_id, "default", "application", values or {"k": "v0"})
         return app_id
 
+    def clients(self, *hotconf: str) -> List[str]:
+        return list(hotconf) + (list(PEERS) if self.peers else [])
+
     def uwsgi(self, client: str, app_id: str, workers: int, extra=(), env=None,
               mule: bool = True) -> ServerProcess:
-        port = free_port()
+        """``client`` is an app of benchmarks/apps (hotconf, baseline, a peer) or NO_MULE."""
         tag = f"{client}-{app_id}-{workers}"
+        if client == NO_MULE:
+            client, mule = "hotconf", False
+        port = free_port()
         swap_log = self.work / f"{tag}.swaps"
+        cache_dir = self.work / f"cache-{tag}"
         base_env = {"APP_ID": app_id, "APOLLO_META": self.apollo.url,
                     "APOLLO_CONFIG": self.apollo.url, "SWAP_LOG": str(swap_log),
-                    "APOLLO_CACHE_DIR": str(self.work / f"cache-{tag}"),
+                    "APOLLO_CACHE_DIR": str(cache_dir),
                     "PEER_CACHE": str(self.work / f"peer-cache-{tag}"), **(env or {})}
         argv = [UWSGI, "--master", "--processes", str(workers), "--http-socket",
                 f"127.0.0.1:{port}", "--module", f"{client}_app:app", "--pythonpath", str(APPS),
@@ -124,10 +166,11 @@ class Bench:
             argv += ["--lazy-apps"]
         server = ServerProcess(argv + list(extra), base_env, port, self.work / f"{tag}.log",
                                signal.SIGINT, cwd=APPS)
-        server.swap_log = swap_log
+        server.swap_log, server.cache_dir, server.app_id = swap_log, cache_dir, app_id
         server.start(timeout=90)
         try:
-            every_worker(server.url, workers, timeout=60)
+            # The workers' pids (a mule logs its swaps too, but serves no request)
+            server.worker_pids = set(every_worker(server.url, workers, timeout=60))
         except BaseException:
             server.stop()  # a server that never got ready is stopped here: nobody else will
             raise
@@ -206,9 +249,13 @@ class LightLoad:
             t.join(10)
 
 
-def measure_propagation(b: Bench, server: ServerProcess, app_id: str, workers: int,
+def measure_propagation(b: Bench, server, app_id: str, workers: int,
                         releases: int, make_values: Callable[[int], dict],
                         namespace: str = "application") -> List[float]:
+    """Publish ``releases`` times; each delay is until ``workers`` processes logged the swap.
+    Only the server's workers count when it knows them: hotconf's mule logs its swaps too, and
+    counting it would stop the clock before the last worker swapped."""
+    counted = getattr(server, "worker_pids", None)
     delays = []
     for i in range(releases):
         before = len(swaps(server.swap_log))
@@ -216,7 +263,7 @@ def measure_propagation(b: Bench, server: ServerProcess, app_id: str, workers: i
         accepted = time.monotonic()
         deadline = accepted + 10
         while time.monotonic() < deadline:
-            new = swaps(server.swap_log)[before:]
+            new = [s for s in swaps(server.swap_log)[before:] if not counted or s[0] in counted]
             if len({pid for pid, _, _ in new}) >= workers:
                 delays.append(max(t for _, _, t in new) - accepted)
                 break
@@ -227,30 +274,68 @@ def measure_propagation(b: Bench, server: ServerProcess, app_id: str, workers: i
     return delays
 
 
+def propagation_floor(b: Bench, releases: int) -> Dict[str, float]:
+    """The same publishes, timed the same way, for one plain process polling for itself."""
+    app_id = b.new_app()
+    swap_log = b.work / f"floor-{app_id}.swaps"
+    env = {**os.environ, "APP_ID": app_id, "APOLLO_META": b.apollo.url,
+           "APOLLO_CACHE_DIR": str(b.work / f"cache-floor-{app_id}"), "SWAP_LOG": str(swap_log)}
+    with open(b.work / f"floor-{app_id}.log", "ab") as err:
+        proc = subprocess.Popen([sys.executable, str(APPS / "floor_client.py")], cwd=str(APPS),
+                                env=env, stdout=subprocess.PIPE, stderr=err,
+                                start_new_session=True)
+    try:
+        ready = threading.Thread(target=proc.stdout.readline, daemon=True)
+        ready.start()
+        ready.join(30)
+        if ready.is_alive() or proc.poll() is not None:
+            raise AssertionError(f"the floor client did not start (see {b.work})")
+        client = types.SimpleNamespace(swap_log=swap_log, worker_pids={proc.pid})
+        time.sleep(0.5)
+        delays = measure_propagation(b, client, app_id, 1, releases, lambda i: {"k": f"f{i + 1}"})
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+    return summary_ms(delays)
+
+
+def with_floor(r: Dict[str, float], floor: Dict[str, float]) -> Dict[str, float]:
+    if r.get("p99_ms") is not None and floor.get("p99_ms"):
+        r["p99_over_floor"] = round(r["p99_ms"] / floor["p99_ms"], 1)
+    return r
+
+
 def propagation(b: Bench) -> dict:
     releases = 5 if b.quick else 50
-    counts = [2] if b.quick else [4, 8]
-    out: dict = {}
-    clients = ["hotconf"] + (list(PEERS) if b.peers else [])
-    for client in clients:
+    counts = [2] if b.quick else [4, 8, 16]
+    floor = propagation_floor(b, releases)
+    log(f"propagation floor (1 plain process): {floor}")
+    out: dict = {"floor": floor}
+    for client in b.clients("hotconf", NO_MULE):
         for workers in counts:
-            for loaded in (False, True):
-                if client != "hotconf" and workers != counts[0]:
-                    continue
-                app_id = b.new_app()
-                server = b.uwsgi(client, app_id, workers, env={"BENCH_DETECT": "1"})
-                load = LightLoad(server.url) if loaded else None
-                try:
-                    time.sleep(0.5)
-                    delays = measure_propagation(b, server, app_id, workers, releases,
-                                                 lambda i: {"k": f"v{i + 1}"})
-                finally:
-                    if load:
-                        load.close()
-                    server.stop()
-                key = f"{client} {workers}w {'load' if loaded else 'idle'}"
-                out[key] = summary_ms(delays)
-                log(f"propagation {key}: {out[key]}")
+            app_id = b.new_app()
+            server = b.uwsgi(client, app_id, workers, env={"BENCH_DETECT": "1"})
+            try:
+                for loaded in (False, True):  # the same server, idle then under light load
+                    load = LightLoad(server.url) if loaded else None
+                    mode = "load" if loaded else "idle"
+                    try:
+                        time.sleep(0.5)
+                        delays = measure_propagation(b, server, app_id, workers, releases,
+                                                     lambda i, m=mode: {"k": f"{m}{i + 1}"})
+                    finally:
+                        if load:
+                            load.close()
+                    key = f"{client} {workers}w {mode}"
+                    out[key] = with_floor(summary_ms(delays), floor)
+                    log(f"propagation {key}: {out[key]}")
+            finally:
+                server.stop()
     return out
 
 
@@ -280,23 +365,58 @@ def connections(b: Bench) -> dict:
 
 
 # -- 4. idle cost and memory --------------------------------------------------------------------------
-def worker_memory(server: ServerProcess) -> Dict[str, float]:
-    rss, pss = [], []
-    for pid in session_pids(server.proc.pid):
-        if pid == server.proc.pid:
-            continue
+def context_switches(pids: List[int]) -> Dict[str, int]:
+    """Voluntary + involuntary context switches so far, summed over every thread of these
+    processes (each wakeup of a sleeping thread is one), and how many threads there are."""
+    switches = threads = 0
+    for pid in pids:
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            status = Path(f"/proc/{pid}/status").read_text()
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
-        if b"uwsgi" not in cmd:
+        for tid in tids:
+            try:
+                status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+            except OSError:
+                continue
+            threads += 1
+            for line in status.splitlines():
+                if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                    switches += int(line.split()[1])
+    return {"switches": switches, "threads": threads}
+
+
+def process_memory(pid: int) -> Optional[Dict[str, int]]:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    return {"rss_kb": int(status.split("VmRSS:")[1].split()[0]),
+            "pss_kb": int(rollup.split("Pss:")[1].split()[0])}
+
+
+def worker_memory(server: ServerProcess) -> Dict[str, float]:
+    """RSS and PSS per worker (the processes that answer requests), apart from the others of
+    the server (a mule); and the PSS of the whole server, master included: what it costs."""
+    workers, others, total_pss = [], [], 0
+    for pid in session_pids(server.proc.pid):
+        mem = process_memory(pid)
+        if mem is None:
             continue
-        rss.append(int(status.split("VmRSS:")[1].split()[0]))
-        pss.append(int(rollup.split("Pss:")[1].split()[0]))
-    return {"rss_kb": round(statistics.mean(rss)), "pss_kb": round(statistics.mean(pss)),
-            "processes": len(rss)}
+        total_pss += mem["pss_kb"]
+        if pid in server.worker_pids:
+            workers.append(mem)
+        elif pid != server.proc.pid:
+            others.append(mem)
+    out = {"rss_kb": round(statistics.mean(m["rss_kb"] for m in workers)),
+           "pss_kb": round(statistics.mean(m["pss_kb"] for m in workers)),
+           "workers": len(workers), "server_pss_kb": total_pss}
+    if others:
+        out["other_processes"] = len(others)
+        out["other_rss_kb"] = round(statistics.mean(m["rss_kb"] for m in others))
+        out["other_pss_kb"] = round(statistics.mean(m["pss_kb"] for m in others))
+    return out
 
 
 def big_properties(total_bytes: int) -> dict:
@@ -304,61 +424,110 @@ def big_properties(total_bytes: int) -> dict:
     return {f"key.{i:05d}": "x" * 96 for i in range(keys)} | {"k": "v0"}
 
 
+def idle_window(servers: Dict[str, ServerProcess], seconds: float) -> Dict[str, dict]:
+    """CPU and wakeups of each whole server (every process of its session) over one window
+    that all of them share; then each one's extra over the baseline app's."""
+    def sample() -> Dict[str, tuple]:
+        return {c: (cpu_seconds(session_pids(s.proc.pid)),
+                    context_switches(session_pids(s.proc.pid))) for c, s in servers.items()}
+
+    before, started = sample(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = sample(), time.monotonic() - started
+    out: Dict[str, dict] = {}
+    for client in servers:
+        used = after[client][0] - before[client][0]
+        woke = after[client][1]["switches"] - before[client][1]["switches"]
+        out[client] = {"cpu_seconds": round(used, 3),
+                       "cpu_percent_of_core": round(100 * used / elapsed, 3),
+                       "wakeups_per_s": round(woke / elapsed, 1),
+                       "threads": after[client][1]["threads"]}
+    base = out.get("baseline")
+    for client, r in out.items():
+        if base is not None and client != "baseline":
+            r["added_cpu_percent"] = round(r["cpu_percent_of_core"] - base["cpu_percent_of_core"], 3)
+            r["added_wakeups_per_s"] = round(r["wakeups_per_s"] - base["wakeups_per_s"], 1)
+    return out
+
+
 def idle_and_memory(b: Bench) -> dict:
+    """Idle CPU and wakeups at each worker count, every client's server side by side in one
+    window, all loaded with the big config; memory per worker from the 4-worker servers."""
     seconds = 2 if b.quick else 60
+    counts = [2] if b.quick else [4, 8, 16]
+    memory_at = 4 if 4 in counts else counts[0]
     size = 100_000 if b.quick else 1_000_000
-    out: dict = {"idle_seconds": seconds, "config_bytes": size}
-    servers = {}
-    try:
-        for client in ["baseline", "hotconf"] + (list(PEERS) if b.peers else []):
-            app_id = b.new_app(big_properties(size))
-            servers[client] = b.uwsgi(client, app_id, 4)
-        time.sleep(2)
-        start = {c: cpu_seconds(session_pids(s.proc.pid)) for c, s in servers.items()}
-        time.sleep(seconds)
-        for client, server in servers.items():
-            used = cpu_seconds(session_pids(server.proc.pid)) - start[client]
-            out[client] = {"cpu_seconds": round(used, 3),
-                           "cpu_percent_of_core": round(100 * used / seconds, 3),
-                           **worker_memory(server)}
-        base = out["baseline"]
-        for client in servers:
-            if client != "baseline":
-                out[client]["added_rss_kb_per_process"] = out[client]["rss_kb"] - base["rss_kb"]
-                out[client]["added_pss_kb_per_process"] = out[client]["pss_kb"] - base["pss_kb"]
-                out[client]["added_cpu_percent"] = round(
-                    out[client]["cpu_percent_of_core"] - base["cpu_percent_of_core"], 3)
-    finally:
-        for server in servers.values():
-            server.stop()
-    log(f"idle/memory: {out}")
+    out: dict = {"idle_seconds": seconds, "config_bytes": size, "idle": {},
+                 "memory": {"workers": memory_at}}
+    for workers in counts:
+        servers: Dict[str, ServerProcess] = {}
+        try:
+            for client in b.clients("baseline", "hotconf", NO_MULE):
+                servers[client] = b.uwsgi(client, b.new_app(big_properties(size)), workers)
+            time.sleep(2 if b.quick else 5)  # first loads and elections over
+            out["idle"][f"{workers}w"] = idle_window(servers, seconds)
+            log(f"idle {workers}w: {out['idle'][f'{workers}w']}")
+            if workers == memory_at:
+                memory = {c: worker_memory(s) for c, s in servers.items()}
+                base = memory["baseline"]
+                for client, r in memory.items():
+                    if client != "baseline":
+                        r["added_rss_kb_per_worker"] = r["rss_kb"] - base["rss_kb"]
+                        r["added_pss_kb_per_worker"] = r["pss_kb"] - base["pss_kb"]
+                        r["added_server_pss_kb"] = r["server_pss_kb"] - base["server_pss_kb"]
+                out["memory"].update(memory)
+                log(f"memory {workers}w: {memory}")
+        finally:
+            for server in servers.values():
+                server.stop()
     return out
 
 
 # -- 5. scale -------------------------------------------------------------------------------------------
 def scale(b: Bench) -> dict:
+    """One-key releases of a small config (one namespace, a few keys) and of the big one
+    (``namespaces`` x ``keys``, one namespace released), on servers of the same settings at 4
+    workers, side by side, the releases alternating; with the mule and without."""
     namespaces = 4 if b.quick else 20
     keys = 50 if b.quick else 500
     releases = 5 if b.quick else 30
     names = [f"ns{i:02d}" for i in range(namespaces)]
-    app_id = b.new_app()
-    for name in names:
-        b.apollo.state.publish(app_id, "default", name,
-                               {"k": "v0", **{f"key.{j:03d}": "y" * 96 for j in range(keys)}})
-    server = b.uwsgi("hotconf", app_id, 4, env={"BENCH_NAMESPACES": ",".join(names)})
-    try:
-        time.sleep(0.5)
+    small_keys = {f"key.{j}": "y" * 16 for j in range(5)}
 
-        def one_key(i: int) -> dict:
-            return {"k": f"v{i + 1}", **{f"key.{j:03d}": "y" * 96 for j in range(keys)}}
+    def values(size: str, i: int) -> dict:
+        if size == "small":
+            return {"k": f"v{i}", **small_keys}
+        return {"k": f"v{i}", **{f"key.{j:03d}": "y" * 96 for j in range(keys)}}
 
-        delays = measure_propagation(b, server, app_id, 4, releases, one_key, names[0])
-    finally:
-        server.stop()
+    runs: dict = {}
+    for client in ("hotconf", NO_MULE):
+        apps = {"small": b.new_app(values("small", 0)), "big": b.new_app()}
+        for name in names:
+            b.apollo.state.publish(apps["big"], "default", name, values("big", 0))
+        servers: Dict[str, ServerProcess] = {}
+        try:
+            servers["small"] = b.uwsgi(client, apps["small"], 4)
+            servers["big"] = b.uwsgi(client, apps["big"], 4,
+                                     env={"BENCH_NAMESPACES": ",".join(names)})
+            time.sleep(0.5)
+            delays: Dict[str, List[float]] = {"small": [], "big": []}
+            for i in range(1, releases + 1):
+                for size in ("small", "big"):
+                    delays[size] += measure_propagation(
+                        b, servers[size], apps[size], 4, 1, lambda _, s=size, n=i: values(s, n),
+                        "application" if size == "small" else names[0])
+        finally:
+            for server in servers.values():
+                server.stop()
+        run = {size: summary_ms(d) for size, d in delays.items()}
+        if run["small"].get("p99_ms") and run["big"].get("p99_ms") is not None:
+            run["ratio_p99"] = round(run["big"]["p99_ms"] / run["small"]["p99_ms"], 1)
+        runs[f"{client} 4w"] = run
+        log(f"scale {client} 4w: {run}")
     # The cost of one release, in one process, on the same data.
     base = {n: NamespaceSnapshot(n, {f"key.{j:03d}": "y" * 96 for j in range(keys)} | {"k": "v0"},
                                  "r0") for n in names}
-    old = Snapshot(app_id, "default", base, 1)
+    old = Snapshot(apps["big"], "default", base, 1)
     new = old.replace({names[0]: NamespaceSnapshot(names[0], dict(base[names[0]]) | {"k": "v1"},
                                                    "r1")})
     timings = {}
@@ -377,7 +546,7 @@ def scale(b: Bench) -> dict:
     Snapshot.from_dict(json.loads(path.read_text()))
     timings["reader_full_parse_ms"] = (time.perf_counter() - start) * 1000
     out = {"namespaces": namespaces, "keys_each": keys, "snapshot_bytes": len(data),
-           "propagation": summary_ms(delays),
+           "small_keys": len(values("small", 0)), "runs": runs,
            "release_cost": {k: round(v, 2) for k, v in timings.items()}}
     log(f"scale: {out}")
     return out
@@ -501,6 +670,116 @@ def reload_under_load(b: Bench) -> dict:
     return out
 
 
+# -- 8. poller takeover ----------------------------------------------------------------------------
+def settle(b: Bench, server: ServerProcess, workers: int, value: str, timeout: float = 30) -> None:
+    """Every worker (a respawned one included) serves ``value`` and one long poll is held."""
+    every_worker(server.url, workers, want=lambda a: a["value"] == value, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = poller_pid(server.app_id, b.apollo.url, server.cache_dir)
+        open_polls = b.apollo.state.stats()["long_polls_open_by_app"].get(server.app_id, 0)
+        if pid is not None and pid_alive(pid) and open_polls == 1:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"no single poller after {timeout} s (see {server.log_path})")
+    # A random pause: the kill lands at a random phase of uWSGI's master cycle (it notices a
+    # dead process about once a second) and of the standbys' one-second election retries.
+    time.sleep(random.uniform(0.5, 1.5))
+
+
+def one_takeover(b: Bench, server: ServerProcess, workers: int, value: str) -> dict:
+    """SIGKILL the host's poller, publish ``value`` right after, and time the first poll of
+    the next poller, the moment one is held again, the workers that survived swapping to
+    ``value`` (their swap logs) and every worker serving it (a respawned one included)."""
+    app_id = server.app_id
+    victim = poller_pid(app_id, b.apollo.url, server.cache_dir)
+    if victim is None or victim == server.proc.pid or victim not in session_pids(server.proc.pid):
+        raise AssertionError(f"the poller {victim} is not one of this server's processes")
+    survivors = server.worker_pids - {victim}
+    reached: Dict[str, float] = {}
+
+    def watch() -> None:
+        try:
+            every_worker(server.url, workers, want=lambda a: a["value"] == value, timeout=15)
+            reached["at"] = time.monotonic()
+        except AssertionError:
+            pass
+
+    killed = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    b.apollo.state.publish(app_id, "default", "application", {"k": value})
+    published = time.monotonic()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    first = held = None
+    while time.monotonic() < killed + 15 and held is None:
+        polls = b.polls.polls_since(app_id, killed)
+        first = polls[0][0] if polls else None
+        held = min((r[1] for r in polls if r[1] is not None), default=None)
+        time.sleep(0.001)
+    watcher.join(20)
+    swapped: Dict[int, float] = {}
+    for pid, _, at in swaps(server.swap_log):
+        if pid in survivors and at >= killed:
+            swapped.setdefault(pid, at)
+    successor = poller_pid(app_id, b.apollo.url, server.cache_dir)
+    return {"victim": victim, "successor": successor,
+            "successor_was": ("nobody" if successor is None else
+                              "a surviving worker" if successor in server.worker_pids else
+                              "the respawned worker" if victim in server.worker_pids else
+                              "the respawned mule"),
+            "first_poll_ms": None if first is None else round((first - killed) * 1000, 1),
+            "held_ms": None if held is None else round((held - killed) * 1000, 1),
+            "release_survivors_ms": (round((max(swapped.values()) - published) * 1000, 1)
+                                     if len(swapped) == len(survivors) else None),
+            "release_all_ms": (round((reached["at"] - published) * 1000, 1) if "at" in reached
+                               else None)}
+
+
+def spread_ms(values: List[Optional[float]]) -> Dict[str, Optional[float]]:
+    got = [v for v in values if v is not None]
+    if not got:
+        return {"n": 0}
+    return {"n": len(got), "median_ms": round(statistics.median(got), 1),
+            "p90_ms": round(pct(got, 0.9), 1), "max_ms": round(max(got), 1)}
+
+
+def takeover(b: Bench) -> dict:
+    """Kill the poller (no mule: the elected worker; mule: the mule, which uWSGI respawns)
+    ``repetitions`` times at 4 workers, letting things settle between two."""
+    repetitions = 2 if b.quick else 10
+    workers = 4
+    out: dict = {}
+    for client, victim in ((NO_MULE, "the poller worker"), ("hotconf", "the mule")):
+        app_id = b.new_app({"k": "t0"})
+        server = b.uwsgi(client, app_id, workers)
+        rows = []
+        try:
+            for i in range(1, repetitions + 1):
+                settle(b, server, workers, f"t{i - 1}")
+                server.worker_pids = {p for p in server.worker_pids if pid_alive(p)} | set(
+                    every_worker(server.url, workers))
+                rows.append(one_takeover(b, server, workers, f"t{i}"))
+                log(f"takeover {client} #{i}: {rows[-1]}")
+            settle(b, server, workers, f"t{repetitions}")  # the last one recovered too
+        finally:
+            server.stop()
+        by: Dict[str, int] = {}
+        for r in rows:
+            by[r["successor_was"]] = by.get(r["successor_was"], 0) + 1
+        out[f"{client} {workers}w"] = {
+            "killed": victim, "repetitions": repetitions,
+            "first_poll": spread_ms([r["first_poll_ms"] for r in rows]),
+            "held": spread_ms([r["held_ms"] for r in rows]),
+            "release_survivors": spread_ms([r["release_survivors_ms"] for r in rows]),
+            "release_all": spread_ms([r["release_all_ms"] for r in rows]),
+            "releases_reached_all": sum(r["release_all_ms"] is not None for r in rows),
+            "successor_was": by}
+        log(f"takeover {client}: {out[f'{client} {workers}w']}")
+    return out
+
+
 # -- report --------------------------------------------------------------------------------------------
 def machine() -> str:
     cpu = "unknown CPU"
@@ -515,6 +794,35 @@ def machine() -> str:
             f"{platform.python_version()}")
 
 
+LABELS = {"hotconf": "hotconf (mule)", NO_MULE: "hotconf (no mule)"}
+ORDER = ["floor", "baseline", "hotconf", NO_MULE, *PEERS]
+
+
+def label(client: str) -> str:
+    return LABELS.get(client, client)
+
+
+def by_client(key: str) -> tuple:
+    """Sort key of "client Nw ..." figures: worker count, then the rest, then the client."""
+    client, _, rest = key.partition(" ")
+    words = rest.split()
+    workers = int(words[0][:-1]) if words and words[0][:-1].isdigit() else 0
+    return workers, words[1:], ORDER.index(client) if client in ORDER else len(ORDER)
+
+
+def plus(value) -> str:
+    return f"{value:+}" if isinstance(value, (int, float)) else "?"
+
+
+def spread(r: dict) -> str:
+    return (f"median {r['median_ms']} ms, p90 {r['p90_ms']} ms, max {r['max_ms']} ms"
+            if r.get("n") else "none")
+
+
+def brief(r: dict) -> str:
+    return f"{r['median_ms']}/{r['p90_ms']}/{r['max_ms']} ms" if r.get("n") else "none"
+
+
 def table(results: dict) -> str:
     rows = []
     rc = results.get("read_cost", {})
@@ -526,34 +834,75 @@ def table(results: dict) -> str:
                          if r.get("file_read_ns") else "")
                 rows.append(f"read cost ({where}) | {client} | {r['client_get_ns']:.0f} ns | "
                             f"{ratio:.1f}x dict.get ({r['dict_get_ns']:.0f} ns){extra}")
-    for key, r in results.get("propagation", {}).items():
-        rows.append(f"propagation | {key} | p50 {r.get('p50_ms')} ms | p99 {r.get('p99_ms')} ms,"
-                    f" max {r.get('max_ms')} ms ({r.get('n')} releases)")
+    prop = dict(results.get("propagation", {}))
+    floor = prop.pop("floor", None)
+    if floor:
+        rows.append(f"propagation floor | 1 plain process, no server | p50 {floor.get('p50_ms')} "
+                    f"ms | p99 {floor.get('p99_ms')} ms, max {floor.get('max_ms')} ms "
+                    f"({floor.get('n')} releases)")
+    for key in sorted(prop, key=by_client):
+        r = prop[key]
+        client, _, rest = key.partition(" ")
+        vs = f" = {r['p99_over_floor']}x floor" if "p99_over_floor" in r else ""
+        rows.append(f"propagation {rest} | {label(client)} | p50 {r.get('p50_ms')} ms | p99 "
+                    f"{r.get('p99_ms')} ms{vs}, max {r.get('max_ms')} ms ({r.get('n')} releases)")
     for key, r in results.get("connections", {}).items():
         rows.append(f"connections | {key} | {r['long_polls']} long poll(s) | per release: "
                     f"{r['per_release']['notifications']} notification answers, "
                     f"{r['per_release']['configs']} /configs")
-    idle = results.get("idle_memory", {})
-    for client, r in idle.items():
-        if isinstance(r, dict) and "cpu_seconds" in r:
-            rows.append(f"idle {idle['idle_seconds']} s, 4 workers | {client} | "
-                        f"{r['cpu_percent_of_core']}% of a core | RSS {r['rss_kb']} kB, PSS "
-                        f"{r['pss_kb']} kB per process"
-                        + (f" (+{r['added_rss_kb_per_process']} kB RSS, "
-                           f"+{r['added_pss_kb_per_process']} kB PSS vs baseline)"
-                           if "added_rss_kb_per_process" in r else ""))
+    im = results.get("idle_memory", {})
+    for count, clients in sorted(im.get("idle", {}).items(), key=lambda kv: int(kv[0][:-1])):
+        for client in sorted(clients, key=lambda c: ORDER.index(c) if c in ORDER else 99):
+            r = clients[client]
+            cpu_vs = (f" ({plus(r['added_cpu_percent'])} vs baseline)"
+                      if "added_cpu_percent" in r else "")
+            wake_vs = (f" ({plus(r['added_wakeups_per_s'])} vs baseline)"
+                       if "added_wakeups_per_s" in r else "")
+            rows.append(f"idle {im['idle_seconds']} s, {count[:-1]} workers | {label(client)} | "
+                        f"{r['cpu_percent_of_core']}% of a core{cpu_vs} | {r['wakeups_per_s']} "
+                        f"wakeups/s{wake_vs}, {r['threads']} threads")
+    memory = dict(im.get("memory", {}))
+    workers = memory.pop("workers", None)
+    for client in sorted(memory, key=lambda c: ORDER.index(c) if c in ORDER else 99):
+        r = memory[client]
+        mb = im.get("config_bytes", 0) / 1e6
+        vs = (f" ({plus(r['added_pss_kb_per_worker'])} kB vs baseline)"
+              if "added_pss_kb_per_worker" in r else "")
+        other = (f"; mule PSS {r['other_pss_kb']} kB, RSS {r['other_rss_kb']} kB"
+                 if "other_pss_kb" in r else "")
+        server_vs = (f" ({plus(r['added_server_pss_kb'])} kB)" if "added_server_pss_kb" in r
+                     else "")
+        rows.append(f"memory, {mb:g} MB config, {workers} workers | {label(client)} | PSS "
+                    f"{r['pss_kb']} kB per worker{vs} | RSS {r['rss_kb']} kB per worker; whole "
+                    f"server PSS {r['server_pss_kb']} kB{server_vs}{other}")
     sc = results.get("scale")
     if sc:
-        p = sc["propagation"]
-        rows.append(f"scale {sc['namespaces']}x{sc['keys_each']} ({sc['snapshot_bytes']} B) | "
-                    f"hotconf 4w | p50 {p.get('p50_ms')} ms | p99 {p.get('p99_ms')} ms; one "
-                    f"release: {sc['release_cost']}")
+        for key, run in sc.get("runs", {}).items():
+            client, _, workers_text = key.partition(" ")
+            sm, big = run["small"], run["big"]
+            rows.append(f"scale {workers_text}: 1x{sc['small_keys']} vs {sc['namespaces']}x"
+                        f"{sc['keys_each']} keys ({sc['snapshot_bytes']} B) | {label(client)} | "
+                        f"p99 {sm.get('p99_ms')} -> {big.get('p99_ms')} ms = "
+                        f"{run.get('ratio_p99')}x | p50 {sm.get('p50_ms')} -> {big.get('p50_ms')}"
+                        f" ms ({big.get('n')} releases each)")
+        rows.append(f"scale: one release of {sc['snapshot_bytes']} B | hotconf, one process | "
+                    f"{sc['release_cost'].get('reader_swap_ms')} ms reader swap | "
+                    f"{sc['release_cost']}")
     for name, r in results.get("cold_start", {}).items():
         rows.append(f"cold start, Apollo {name} | hotconf | {r['first_get_ms']} ms | served "
                     f"{r['value']!r} from cache (connect timeout {r['connect_timeout_ms']:.0f} ms)")
     for mode, r in results.get("reload", {}).items():
         rows.append(f"reload under load | {mode} | {r['failed']} failed of {r['requests']} | "
                     f"longest gap {r['longest_gap_ms']} ms, done in {r['reload_done_s']} s")
+    for key, r in results.get("takeover", {}).items():
+        client, _, workers_text = key.partition(" ")
+        rows.append(f"takeover: SIGKILL {r['killed']}, {workers_text} | {label(client)} | "
+                    f"poll held again: {spread(r['held'])} | release published at the kill, "
+                    f"median/p90/max: surviving workers swapped {brief(r['release_survivors'])}; "
+                    f"all workers, the respawned one too, {brief(r['release_all'])} "
+                    f"({r['releases_reached_all']}/{r['repetitions']} reached all); "
+                    "taken over by " + ", ".join(f"{who} ({n}x)" for who, n in
+                                                  r["successor_was"].items()))
     return "\n".join(rows)
 
 
@@ -577,7 +926,7 @@ def main() -> int:
     bench = Bench(args.quick, not args.no_peers, work)
     measures = {"read_cost": read_cost, "propagation": propagation, "connections": connections,
                 "idle_memory": idle_and_memory, "scale": scale, "cold_start": cold_start,
-                "reload": reload_under_load}
+                "reload": reload_under_load, "takeover": takeover}
     results: dict = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
                      "quick": args.quick}
     try:
