@@ -1,7 +1,7 @@
 """File store: the local cache file doubles as the shared snapshot.
 
 The poller replaces the file atomically (temp file, fsync, rename); every other process watches
-the directory with watchdog (inotify on Linux) and re-reads the file when it is replaced. Readers
+the directory (inotify; see watch.py) and re-reads the index when it is replaced. Readers
 never see a torn file, and the file is also the persistent last-good copy.
 """
 

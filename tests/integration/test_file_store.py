@@ -1,11 +1,15 @@
 """The file store's watch: readers hear about new snapshots, and not about each other's reads."""
 
+import os
+import statistics
 import threading
 import time
 
+import pytest
+
 from hotconf.cache import LocalCache
 from hotconf.snapshot import NamespaceSnapshot, Snapshot
-from hotconf.stores import FileStore
+from hotconf.stores import FileStore, watch
 from tests.helpers import wait_until
 
 
@@ -14,7 +18,14 @@ def snapshot(version, value):
                                                                       f"r{version}")}, version)
 
 
-def test_watch_fires_on_publish_but_not_on_reads(tmp_path):
+@pytest.fixture(params=["inotify", "watchdog"])
+def watcher(request, monkeypatch):
+    """Both ways of watching: inotify directly (Linux), watchdog (elsewhere)."""
+    monkeypatch.setattr(watch, "_use_inotify", lambda: request.param == "inotify")
+    return request.param
+
+
+def test_watch_fires_on_publish_but_not_on_reads(tmp_path, watcher):
     cache = LocalCache(tmp_path, "a", "default", "a+default+x")
     writer, reader = FileStore(cache), FileStore(LocalCache(tmp_path, "a", "default", "a+default+x"))
     writer.publish(snapshot(1, "v1"))
@@ -29,6 +40,33 @@ def test_watch_fires_on_publish_but_not_on_reads(tmp_path):
         writer.publish(snapshot(2, "v2"))
         wait_until(lambda: calls, timeout=5, message="the watch to fire")
         assert reader.latest().namespaces["application"]["k"] == "v2"
+    finally:
+        reader.close()
+
+
+def test_a_release_is_heard_at_once_and_the_lock_file_wakes_nobody(tmp_path, watcher):
+    """A replaced index is reported within milliseconds, and standbys opening the poller's
+    lock file in the same directory are not taken for a release."""
+    cache = LocalCache(tmp_path, "a", "default", "a+default+x")
+    writer, reader = FileStore(cache), FileStore(LocalCache(tmp_path, "a", "default", "a+default+x"))
+    writer.publish(snapshot(1, "v1"))
+    heard = []
+    reader.watch(lambda: heard.append(time.monotonic()))
+    try:
+        time.sleep(0.1)
+        for _ in range(50):  # what a standby does with the lock file
+            os.close(os.open(tmp_path / "a+default+x.poller.lock", os.O_RDWR | os.O_CREAT))
+        time.sleep(0.3)
+        assert heard == []
+        delays = []
+        for version in range(2, 22):
+            before = len(heard)
+            sent = time.monotonic()
+            writer.publish(snapshot(version, f"v{version}"))
+            wait_until(lambda b=before: len(heard) > b, timeout=5, interval=0.001,
+                       message="the watch to fire")
+            delays.append(heard[before] - sent)
+        assert max(delays) < 0.3 and statistics.median(delays) < 0.05, delays
     finally:
         reader.close()
 
