@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -35,6 +36,7 @@ class PollerLock:
         self._fd: Optional[int] = None
         self._pid = 0
         self._waiting: Optional[Tuple[int, int]] = None  # (fd, pid) of a blocked standby
+        self._mutex = threading.Lock()
         self._clock = clock
         self._missing_since: Optional[float] = None
         _LOCKS.add(self)
@@ -134,14 +136,16 @@ class PollerLock:
                 os.close(old)  # only after trying: never a moment with nothing held
 
     def release(self) -> None:
-        fd = self._fd
-        if fd is not None and self.held:
+        with self._mutex:  # stop() and a takeover being abandoned may both let go
+            fd, self._fd = self._fd, None
+        if fd is not None and self._pid == os.getpid():
             os.close(fd)  # closing the descriptor drops the flock
-        self._fd = None
 
     def _forget(self) -> None:
         """In a forked child: drop the inherited descriptors (held, or waited on by the
         parent's standby) without touching the parent's lock."""
+        if self._pid != os.getpid():
+            self._mutex = threading.Lock()  # another thread may have held it at the fork
         if self._fd is not None and self._pid != os.getpid():
             _close_quietly(self._fd)
             self._fd = None

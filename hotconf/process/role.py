@@ -24,12 +24,14 @@ from ..options import Settings
 from ..runtime import ProcessFacts, threads_problem
 from ..snapshot import Snapshot
 from ..stores import Store
+from ..stores.watch import LossWatch
 from .poller import Poller
 
 log = logging.getLogger("hotconf")
 
-SAFETY_INTERVAL = 30.0  # a reader compares the store's token this often, in case a push was lost
-GUARD_INTERVAL = 2.0  # how often the poller checks that its lock file (and the cache) is there
+SAFETY_INTERVAL = 60.0  # a reader compares the store's token this often, in case a push was lost
+GUARD_INTERVAL = 2.0  # the poller's check of its lock file and the cache where inotify is not
+GUARD_FALLBACK = 60.0  # ...and where it is (it wakes on a deletion): in case an event was lost
 
 #: What a process does for a Config: ``"poller"`` (it talks to Apollo for the host),
 #: ``"reader"`` (it follows the shared store), ``"idle"`` (not armed in this process yet).
@@ -68,6 +70,8 @@ class Role:
         self._guard_interval = guard_interval
         self._on_poller = on_poller
         self._stop = threading.Event()
+        self._guard_wake = threading.Event()
+        self._guard_mutex = threading.Lock()  # a guard check and stop() never overlap
         self._ready = threading.Event()
         self._standby: Optional[threading.Thread] = None
         self._safety: Optional[threading.Thread] = None
@@ -126,29 +130,49 @@ class Role:
 
     def _guard_loop(self) -> None:
         """While polling: if the lock file is deleted or replaced, put a new one in place
-        before a standby does, or step down if one already holds it (never two pollers for
-        longer than this interval); put back a cache the host lost."""
-        while not self._stop.wait(self._guard_interval):
+        before a standby does, or step down if one already holds it; put back a cache the host
+        lost. Woken by inotify when one of them is deleted, else on a timer."""
+        files, dirs = self.store.kept_in()
+        losses = LossWatch([self.lock.path, *files], dirs)
+        losses.start(self._guard_wake.set)
+        try:
+            while True:
+                self._guard_wake.wait(GUARD_FALLBACK if losses.available else self._guard_interval)
+                self._guard_wake.clear()
+                if self._stop.is_set() or not self._guard_once():
+                    return
+                losses.renew()
+        finally:
+            losses.close()
+
+    def _guard_once(self) -> bool:
+        """One check; False once this process no longer polls."""
+        with self._guard_mutex:
             poller = self.poller
-            if poller is None:
-                return
-            try:
-                ours = self.lock.still_ours()
-                if ours or self.lock.reassert():
-                    poller.restore_if_missing()
-                    if not ours:
-                        self._on_poller()
-                    continue
-            except OSError as exc:  # the directory itself is gone for now: try again
-                log.debug("hotconf: checking the poller lock failed: %s", exc)
-                continue
-            log.warning("hotconf: process %d stops polling for %s: its lock file %s was "
-                        "replaced and another process holds the new one", os.getpid(),
-                        self.settings.instance_key, self.lock.path)
-            self.poller = None
-            poller.stop()
-            self._start_reader()
-            return
+            if poller is None or self._stop.is_set():
+                return False
+            return self._guard_checks(poller)
+
+    def _guard_checks(self, poller: Poller) -> bool:
+        try:
+            ours = self.lock.still_ours()
+            if ours or self.lock.reassert():
+                poller.restore_if_missing()
+                if not ours:
+                    self._on_poller()
+                return True
+        except OSError as exc:  # the directory itself is gone for now: try again
+            log.debug("hotconf: checking the poller lock failed: %s", exc)
+            if not self._stop.wait(self._guard_interval):
+                self._guard_wake.set()  # the directory is gone for now: look again soon
+            return True
+        log.warning("hotconf: process %d stops polling for %s: its lock file %s was "
+                    "replaced and another process holds the new one", os.getpid(),
+                    self.settings.instance_key, self.lock.path)
+        self.poller = None
+        poller.stop()
+        self._start_reader()
+        return False
 
     def _start_reader(self) -> None:
         self.store.watch(self.refresh)
@@ -228,7 +252,9 @@ class Role:
     # -- stopping ---------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
+        self._guard_wake.set()
         if self.poller is not None:
             self.poller.stop()
         self.store.close()
-        self.lock.release()
+        with self._guard_mutex:
+            self.lock.release()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, List, Optional
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..snapshot import Snapshot
 
@@ -64,6 +65,11 @@ class Store:
 
     def watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in this process when another process publishes."""
+
+    def kept_in(self) -> Tuple[List[Path], List[Path]]:
+        """The files and the directories that hold the host's copy, which the poller watches
+        for deletions (a tmp cleaner, a wiped cache dir); none for a store in memory."""
+        return [], []
 
     def rewatch(self) -> None:
         """Watch again if what is watched was replaced (a deleted and recreated cache dir)."""

@@ -11,7 +11,8 @@ import fcntl
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..cache import LocalCache
 from ..snapshot import Snapshot
@@ -95,6 +96,9 @@ class FileStore(Store):
 
     def watch(self, callback: Callable[[], None]) -> None:
         self._watch.start(callback)
+
+    def kept_in(self) -> Tuple[List[Path], List[Path]]:
+        return [self.cache.path], [self.cache.parts_dir]
 
     def rewatch(self) -> None:
         self._watch.renew()

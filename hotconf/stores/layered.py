@@ -10,7 +10,8 @@ on the file. Whoever uses the store never asks which kind it is.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..cache import LocalCache
 from ..errors import StoreError
@@ -78,6 +79,9 @@ class LayeredStore(Store):
         self.front.watch(callback)
         if self._file_watch is not None:
             self._file_watch.start(callback)
+
+    def kept_in(self) -> Tuple[List[Path], List[Path]]:
+        return [self.cache.path], [self.cache.parts_dir]
 
     def rewatch(self) -> None:
         if self._file_watch is not None:

@@ -23,7 +23,7 @@ import struct
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Optional, Set, Tuple, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -53,28 +53,37 @@ class _Handler(FileSystemEventHandler):
                 return
 
 
-_IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x8, 0x80, 0x100
+_IN_CLOSE_WRITE, _IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE = 0x8, 0x40, 0x80, 0x100
+_IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x200, 0x400, 0x800
+CONTENT = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+LOSS = _IN_DELETE | _IN_MOVED_FROM | _IN_DELETE_SELF | _IN_MOVE_SELF
+_SELF = _IN_DELETE_SELF | _IN_MOVE_SELF
 _EVENT = struct.Struct("iIII")
 
 
 class _Inotify:
-    """One directory watched with inotify, read by a thread (a greenlet under gevent) that
-    waits in ``select.poll``; ``close`` wakes it through a pipe."""
+    """Directories watched with inotify for ``mask`` events on the named files in each (None:
+    any file; the directory's own deletion always counts), read by a thread (a greenlet under
+    gevent) that waits in ``select.poll``; ``stop`` wakes it through a pipe."""
 
-    def __init__(self, path: Path, callback: Callable[[], None]):
+    def __init__(self, watched: Dict[Path, Optional[Set[str]]], mask: int,
+                 callback: Callable[[], None]):
         libc = ctypes.CDLL(None, use_errno=True)
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"inotify_init1: {os.strerror(code)}")
-        mask = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
-        if libc.inotify_add_watch(fd, os.fsencode(path.parent), mask) < 0:
-            code = ctypes.get_errno()
-            os.close(fd)
-            raise OSError(code, f"inotify_add_watch {path.parent}: {os.strerror(code)}")
-        self._fd, self._name = fd, os.fsencode(path.name)
+        self._names: Dict[int, Optional[Set[bytes]]] = {}
+        for directory, names in watched.items():
+            wd = libc.inotify_add_watch(fd, os.fsencode(directory), mask)
+            if wd < 0:
+                code = ctypes.get_errno()
+                os.close(fd)
+                raise OSError(code, f"inotify_add_watch {directory}: {os.strerror(code)}")
+            self._names[wd] = None if names is None else {os.fsencode(n) for n in names}
+        self._fd = fd
         self._wake_r, self._wake_w = os.pipe()
-        self._callback, self.path = callback, path
+        self._callback, self.path = callback, next(iter(watched))
         threading.Thread(target=self._run, name="hotconf-inotify", daemon=True).start()
 
     def _run(self) -> None:
@@ -92,23 +101,26 @@ class _Inotify:
                     if exc.errno == errno.EAGAIN:
                         continue
                     raise
-                if self._names(data):
+                if self._matches(data):
                     try:
                         self._callback()
                     except Exception:  # noqa: BLE001 - the watcher must survive
-                        log.exception("hotconf: reloading %s failed", self.path)
+                        log.exception("hotconf: handling a change in %s failed", self.path)
         finally:
             for fd in (self._fd, self._wake_r):
                 os.close(fd)
 
-    def _names(self, data: bytes) -> bool:
+    def _matches(self, data: bytes) -> bool:
         offset = 0
         while offset + _EVENT.size <= len(data):
-            _, _, _, length = _EVENT.unpack_from(data, offset)
+            wd, mask, _, length = _EVENT.unpack_from(data, offset)
             name = data[offset + _EVENT.size: offset + _EVENT.size + length].rstrip(b"\0")
-            if name == self._name:
-                return True
             offset += _EVENT.size + length
+            if wd not in self._names:
+                continue
+            wanted = self._names[wd]
+            if mask & _SELF or wanted is None or name in wanted:
+                return True
         return False
 
     def stop(self) -> None:
@@ -138,7 +150,7 @@ class FileWatch:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._watched = _identity(self.path.parent)
         if _use_inotify():
-            self._observer = _Inotify(self.path, callback)
+            self._observer = _Inotify({self.path.parent: {self.path.name}}, CONTENT, callback)
             return
         observer = Observer()
         observer.schedule(_Handler(str(self.path), callback), str(self.path.parent),
@@ -166,6 +178,56 @@ class FileWatch:
         elif observer is not None:
             observer.stop()
             observer.join(2)
+
+
+class LossWatch:
+    """Calls ``callback()`` when one of ``files`` is deleted or renamed away, when any file of
+    ``dirs`` is, or when a watched directory itself goes: what the poller's guard waits for,
+    instead of checking on a timer. ``available`` is False where inotify is not (the guard
+    then checks on its timer)."""
+
+    def __init__(self, files: Iterable[Path], dirs: Iterable[Path] = ()):
+        self.files, self.dirs = list(files), list(dirs)
+        self._inotify: Optional[_Inotify] = None
+        self._callback: Optional[Callable[[], None]] = None
+        self._watched: Dict[Path, Optional[Tuple[int, int]]] = {}
+
+    @property
+    def available(self) -> bool:
+        return self._inotify is not None
+
+    def start(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+        if not sys.platform.startswith("linux"):
+            return
+        watched: Dict[Path, Optional[Set[str]]] = {}
+        for file in self.files:
+            names = watched.setdefault(file.parent, set())
+            if names is not None:
+                names.add(file.name)
+        for directory in self.dirs:
+            watched[directory] = None
+        try:
+            for directory in watched:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._watched = {d: _identity(d) for d in watched}
+            self._inotify = _Inotify(watched, LOSS, callback)
+        except OSError as exc:
+            log.debug("hotconf: cannot watch %s for deletions (%s)", list(watched), exc)
+            self._inotify = None
+
+    def renew(self) -> None:
+        """Watch again when a watched directory was replaced (deleted and made again)."""
+        callback = self._callback
+        if callback is None or all(_identity(d) == i for d, i in self._watched.items()):
+            return
+        self.close()
+        self.start(callback)
+
+    def close(self) -> None:
+        inotify, self._inotify = self._inotify, None
+        if inotify is not None:
+            inotify.stop()
 
 
 def _identity(path: Path) -> Optional[Tuple[int, int]]:

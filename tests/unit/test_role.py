@@ -5,6 +5,7 @@ freed, polling alone when the lock directory is unusable."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -61,7 +62,7 @@ def make_role(settings, apollo, kind="file", competes=True, interval=3600.0):
                 competes, proc.deliver, held=lambda: proc.held,
                 fallback_store=lambda: open_local_store("memory",
                                                         LocalCache.for_settings(settings)),
-                safety_interval=interval, make_poller=make_poller)
+                safety_interval=interval, guard_interval=interval, make_poller=make_poller)
     return role, proc
 
 
@@ -252,3 +253,29 @@ def test_a_reader_follows_releases_by_push_alone(settings, apollo):
     finally:
         first.stop()
         second.stop()
+
+
+def test_the_poller_puts_back_what_is_deleted_when_it_is_deleted(settings, apollo):
+    """No timer (the guard's is an hour here): inotify wakes the guard on a deletion."""
+    role, proc = make_role(settings, apollo)
+    try:
+        role.start()
+        lock = lock_of(settings)
+        cache = LocalCache.for_settings(settings)
+        assert cache.holds(proc.held)
+        lock.path.unlink()  # a tmp cleaner
+        wait_until(lambda: lock.path.exists() and lock.holder_pid() == os.getpid(), timeout=3,
+                   message="the lock file put back")
+        for part in cache.parts_dir.iterdir():
+            part.unlink()
+        wait_until(lambda: cache.holds(proc.held), timeout=3, message="the parts written again")
+        away = settings.cache_dir.with_name("away")
+        os.rename(settings.cache_dir, away)  # the whole cache dir (rm -rf), then again
+        shutil.rmtree(away)
+        wait_until(lambda: cache.holds(proc.held) and lock.holder_pid() == os.getpid(),
+                   timeout=3, message="the cache dir put back")
+        cache.path.unlink()
+        wait_until(lambda: cache.holds(proc.held), timeout=3, message="the index put back")
+        assert role.name == "poller"
+    finally:
+        role.stop()
