@@ -32,6 +32,7 @@ log = logging.getLogger("hotconf")
 SAFETY_INTERVAL = 60.0  # a reader compares the store's token this often, in case a push was lost
 GUARD_INTERVAL = 2.0  # the poller's check of its lock file and the cache where inotify is not
 GUARD_FALLBACK = 60.0  # ...and where it is (it wakes on a deletion): in case an event was lost
+LOSS_SETTLE = 0.5  # after a deletion, before putting things back
 
 #: What a process does for a Config: ``"poller"`` (it talks to Apollo for the host),
 #: ``"reader"`` (it follows the shared store), ``"idle"`` (not armed in this process yet).
@@ -137,7 +138,11 @@ class Role:
         losses.start(self._guard_wake.set)
         try:
             while True:
-                self._guard_wake.wait(GUARD_FALLBACK if losses.available else self._guard_interval)
+                if self._guard_wake.wait(GUARD_FALLBACK if losses.available
+                                         else self._guard_interval):
+                    # Let a deletion in progress finish (an `rm -rf` of the cache dir would
+                    # fail with "Directory not empty" if we wrote into it at once).
+                    self._stop.wait(LOSS_SETTLE)
                 self._guard_wake.clear()
                 if self._stop.is_set() or not self._guard_once():
                     return
