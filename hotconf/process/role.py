@@ -202,10 +202,14 @@ class Role:
         """Pick up the newest snapshot this host has."""
         if self._stop.is_set():
             return
-        self._token = self.store.token()
+        token = self.store.token()
+        if token is not None and token == self._token:
+            return  # this version was read already (a push and a file event for one release)
         newest = self.store.latest(self._held())
         if newest is not None:
             self._deliver(newest)
+        # An empty or unreadable store is read again at the next push or check.
+        self._token = token if newest is not None else None
 
     def check(self) -> None:
         """Cheap freshness check (a version read), e.g. at the start of a request."""

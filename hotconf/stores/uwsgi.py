@@ -70,6 +70,22 @@ class UwsgiCacheStore(Store):
             f"the snapshot from the local cache file")
 
     def publish(self, snapshot: Snapshot) -> bool:
+        try:
+            return self._publish(snapshot)
+        except SnapshotTooLargeError:
+            # Readers must still hear of it and read it from the file: the version marker
+            # changes (to one that names the file) and the push goes out.
+            self.api.lock()
+            try:
+                self.api.cache_update(self._version_key, b"file:%d" % snapshot.version, 0,
+                                      self.cache_name)
+            finally:
+                self.api.unlock()
+            self._written = {}
+            self.push.notify()
+            raise
+
+    def _publish(self, snapshot: Snapshot) -> bool:
         index = snapshot.index_json()
         parts = {name: ns for name, ns in snapshot.namespaces.items()}
         largest = max([len(index)] + [len(ns.part()) for ns in parts.values()])
@@ -79,10 +95,11 @@ class UwsgiCacheStore(Store):
         api = self.api
         api.lock()
         try:
-            current = api.cache_get(self._version_key, self.cache_name)
-            if current is not None and current.isdigit() and not snapshot.newer_than(int(current)):
+            marker = api.cache_get(self._version_key, self.cache_name)
+            current = _version_of(marker)
+            if current is not None and not snapshot.newer_than(current):
                 return False
-            if current != self._written_version:
+            if marker != self._written_version:
                 self._written = {}
             for name, ns in parts.items():
                 if self._written.get(name) == ns.digest:
@@ -133,6 +150,15 @@ class UwsgiCacheStore(Store):
         callback, self._watching = self._watching, None
         if callback is not None:
             self.push.remove(callback)
+
+
+def _version_of(marker: Optional[bytes]) -> Optional[int]:
+    """The version in the marker: ``b"123"`` (the cache holds it) or ``b"file:123"`` (too large
+    for the cache: the file holds it)."""
+    if marker is None:
+        return None
+    digits = marker[5:] if marker.startswith(b"file:") else marker
+    return int(digits) if digits.isdigit() else None
 
 
 def _round_up(size: int) -> int:

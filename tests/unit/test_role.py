@@ -279,3 +279,26 @@ def test_the_poller_puts_back_what_is_deleted_when_it_is_deleted(settings, apoll
         assert role.name == "poller"
     finally:
         role.stop()
+
+
+def test_a_second_signal_for_the_same_release_reads_nothing(settings, apollo):
+    """A push and a file event arrive for each release: only the first one reads the store."""
+    first, _ = make_role(settings, apollo)
+    first.start()
+    second, proc = make_role(settings, apollo)
+    try:
+        second.start()
+        reads = []
+        real_latest = second.store.latest
+        second.store.latest = lambda held=None: reads.append(1) or real_latest(held)
+        apollo.publish("application", {"k": "v2"})
+        wait_until(lambda: proc.held.namespaces["application"]["k"] == "v2", message="the release")
+        time.sleep(0.1)
+        count = len(reads)
+        assert count >= 1
+        second.refresh()
+        second.refresh()
+        assert len(reads) == count
+    finally:
+        first.stop()
+        second.stop()

@@ -235,3 +235,28 @@ def test_another_writer_makes_the_poller_write_every_part_again():
     assert len([k for k in api.updates if ":part:" in k]) == len(NAMES)
     assert json.loads(api.values["app+default"])["version"] == 6
     assert uwsgi_store(api).latest().namespaces["ns1"]["k0"] == "ns1-0"
+
+
+class CountingPush(NoPush):
+    def __init__(self):
+        self.sent = 0
+
+    def notify(self):
+        self.sent += 1
+
+
+def test_a_snapshot_too_large_for_the_cache_still_reaches_readers_through_the_file():
+    """Readers follow the version marker: it changes (naming the file) and the push goes out,
+    so they read the release from the cache file behind this store."""
+    api, push = FakeUwsgi(blocksize=600), CountingPush()
+    store = UwsgiCacheStore(api, push, "hotconf", "app+default", 600)
+    small = Snapshot("app", "default", {"application": NamespaceSnapshot("application", {"k": "v"}, "r1")}, 1)
+    assert store.publish(small) and push.sent == 1
+    before = store.token()
+    with pytest.raises(SnapshotTooLargeError):
+        store.publish(snapshot(2))
+    assert store.token() != before and store.token() == b"file:2" and push.sent == 2
+    assert store.latest().version == 1  # the layered store reads the file for v2
+    assert not store.publish(small)  # versions still only move forward past the marker
+    newer = small.replace({}, version=3)
+    assert store.publish(newer) and store.token() == b"3"
