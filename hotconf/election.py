@@ -73,10 +73,7 @@ class PollerLock:
         if not _names(self.path, fd):  # deleted or replaced between our open and our lock
             os.close(fd)
             return False
-        self._fd, self._pid = fd, os.getpid()
-        # Who polls, for `hotconf status`; informational only (the flock is the truth).
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{self._pid}\n".encode(), 0)
+        self._take(fd)
         return True
 
     def open_for_wait(self, create_missing_after: float = RECREATE_AFTER) -> Optional[int]:
@@ -113,10 +110,18 @@ class PollerLock:
         if not keep or not _names(self.path, fd):
             os.close(fd)
             return False
-        self._fd, self._pid = fd, os.getpid()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{self._pid}\n".encode(), 0)
+        self._take(fd)
         return True
+
+    def _take(self, fd: int) -> None:
+        """Hold the lock on ``fd``: write our pid while the descriptor is still ours alone,
+        then publish it (from then on ``release`` in another thread may close it)."""
+        pid = os.getpid()
+        # Who polls, for `hotconf status`; informational only (the flock is the truth).
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{pid}\n".encode(), 0)
+        with self._mutex:
+            self._fd, self._pid = fd, pid
 
     def still_ours(self) -> bool:
         """Held, and the path still names the file we locked."""

@@ -206,14 +206,17 @@ def long_polls(apollo, app_id):
 
 def assert_one_long_poll(apollo, app_id, handovers=False):
     """Exactly one long poll for the server. With ``handovers`` (the poller itself may be
-    recycled meanwhile) a sample may fall in the hand-over gap, but never shows two."""
+    recycled meanwhile) a sample may fall in the hand-over gap; it may also catch the new
+    poller's poll before the dev server noticed the old one's end (it looks every 0.1 s, and a
+    standby takes over within tens of ms), but never two polls for longer than that."""
     wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
     samples = []
     for _ in range(8):
         samples.append(long_polls(apollo, app_id))
         time.sleep(0.15)
     if handovers:
-        assert max(samples) == 1, samples
+        assert max(samples) <= 2 and all(a + b <= 3 for a, b in zip(samples, samples[1:])), \
+            samples
         wait_until(lambda: long_polls(apollo, app_id) == 1, timeout=15, message="one long poll")
     else:
         assert samples == [1] * 8, samples

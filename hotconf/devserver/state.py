@@ -230,7 +230,7 @@ class DevState:
                 if remaining <= 0 or abandoned():
                     return None
                 # Wake up now and then to notice a client that went away, so the open-poll
-                # counter drops within 0.1 s of its death (a standby takes over after >= 0.75 s).
+                # counter drops within 0.1 s of its death (tests that count polls allow for that).
                 self._cond.wait(min(remaining, ABANDON_CHECK_SECONDS))
 
     # -- counters ----------------------------------------------------------------------------------

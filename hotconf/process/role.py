@@ -126,16 +126,16 @@ class Role:
         poller.start()
         self._on_poller()
         if self.store.shared:
-            threading.Thread(target=self._guard_loop, name="hotconf-lock-guard",
+            files, dirs = self.store.kept_in()
+            losses = LossWatch([self.lock.path, *files], dirs)
+            losses.start(self._guard_wake.set)  # before the thread: no deletion is missed
+            threading.Thread(target=self._guard_loop, args=(losses,), name="hotconf-lock-guard",
                              daemon=True).start()
 
-    def _guard_loop(self) -> None:
+    def _guard_loop(self, losses: LossWatch) -> None:
         """While polling: if the lock file is deleted or replaced, put a new one in place
         before a standby does, or step down if one already holds it; put back a cache the host
         lost. Woken by inotify when one of them is deleted, else on a timer."""
-        files, dirs = self.store.kept_in()
-        losses = LossWatch([self.lock.path, *files], dirs)
-        losses.start(self._guard_wake.set)
         try:
             while True:
                 if self._guard_wake.wait(GUARD_FALLBACK if losses.available

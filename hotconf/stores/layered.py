@@ -70,7 +70,10 @@ class LayeredStore(Store):
         return from_file if newest is None or from_file.newer_than(newest) else newest
 
     def token(self) -> Any:
-        return self.front.token()
+        # Both: a push may not reach this process (no uWSGI signal without a master, a lazy-app
+        # without shared-import) and the file is written before the front, so a file event
+        # must find a changed token even while the front's is still the old one.
+        return self.front.token(), self.cache.token()
 
     def holds(self, snapshot: Snapshot) -> bool:
         return self.cache.holds(snapshot) and self.front.holds(snapshot)
