@@ -350,8 +350,16 @@ def connections(b: Bench) -> dict:
             app_id = b.new_app()
             server = b.uwsgi(client, app_id, workers, env={"BENCH_DETECT": "1"})
             try:
+                def open_polls(app_id: str = app_id) -> int:
+                    return b.apollo.state.stats()["long_polls_open_by_app"].get(app_id, 0)
+
+                deadline = time.monotonic() + 15  # a loaded machine: the poll may be late
+                while open_polls() < workers and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    if open_polls() >= 1 and client == "hotconf":
+                        break
                 time.sleep(1.0)
-                polls = b.apollo.state.stats()["long_polls_open_by_app"].get(app_id, 0)
+                polls = open_polls()
                 before = dict(b.apollo.state.stats()["requests_by_app"].get(app_id, {}))
                 n = 3 if b.quick else 5
                 measure_propagation(b, server, app_id, workers, n, lambda i: {"k": f"r{i}"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable, Optional, Set, Tuple
@@ -33,22 +34,31 @@ _READ_ATTEMPTS = 3  # a reader whose index went stale under it reads the new one
 class LocalCache:
     """``{cache_dir}/{app}+{cluster}+{digest}.json`` (see ``Settings.instance_key``)."""
 
-    def __init__(self, cache_dir: Path, app_id: str, cluster: str, key: Optional[str] = None):
+    def __init__(self, cache_dir: Path, app_id: str, cluster: str, key: Optional[str] = None,
+                 legacy_key: Optional[str] = None):
+        """``legacy_key`` names the one-document cache hotconf 0.1 kept for the same config:
+        read (never written) while this cache has nothing, so a warm cache survives the
+        upgrade."""
         self.dir = Path(cache_dir)
         self.app_id, self.cluster = app_id, cluster
         self.path = self.dir / f"{key or f'{app_id}+{cluster}'}.json"
         self.parts_dir = self.path.with_suffix(".parts")
+        self.legacy_path = self.dir / f"{legacy_key}.json" if legacy_key else None
         self._last_write_error: Optional[str] = None
+        self._verified = False  # the parts on disk were compared with ours once (first save)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalCache:
-        return cls(settings.cache_dir, settings.app_id, settings.cluster, settings.instance_key)
+        return cls(settings.cache_dir, settings.app_id, settings.cluster, settings.instance_key,
+                   settings.legacy_instance_key)
 
     def load(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         """The cached snapshot, or None (missing, unreadable, corrupt, or another app's).
         Only the parts of namespaces that differ from ``previous`` are read and parsed."""
         for _ in range(_READ_ATTEMPTS):
             raw = self._read(self.path, "local cache")
+            if raw is None and self.legacy_path is not None:
+                raw = self._read(self.legacy_path, "local cache of hotconf 0.1")
             if raw is None:
                 return None
             try:
@@ -113,7 +123,7 @@ class LocalCache:
         poller checks to put back a deleted cache dir, or parts a tmp cleaner took."""
         if self.token() is None:
             return False
-        return all(os.path.exists(self.parts_dir / (ns.digest + PART_SUFFIX))
+        return all(_part_ok(self.parts_dir / (ns.digest + PART_SUFFIX), ns.part())
                    for ns in snapshot.namespaces.values())
 
     def token(self) -> Optional[Tuple[int, int, int]]:
@@ -150,9 +160,15 @@ class LocalCache:
         present = set(os.listdir(self.parts_dir))
         wrote = False
         for digest, data in parts.items():
-            if digest + PART_SUFFIX not in present:
-                write_atomically(self.parts_dir / (digest + PART_SUFFIX), data, sync_dir=False)
+            path = self.parts_dir / (digest + PART_SUFFIX)
+            # A part is named by its content, so one that is there is ours: checked by its
+            # size and type, and once per process by its bytes (a part changed by hand would
+            # otherwise fail every reader until the namespace's next release).
+            if digest + PART_SUFFIX not in present or \
+                    not _part_ok(path, data, thorough=not self._verified):
+                write_atomically(path, data, sync_dir=False)
                 wrote = True
+        self._verified = True
         if wrote:
             _fsync_dir(self.parts_dir)
         keep = {d + PART_SUFFIX for d in set(parts) | self._indexed_digests()}
@@ -168,6 +184,23 @@ class LocalCache:
                     if isinstance(item.get("digest"), str)}
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return set()
+
+
+def _part_ok(path: Path, data: bytes, thorough: bool = False) -> bool:
+    """A regular file (not a planted link) of the part's size; with ``thorough``, its bytes."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
+        return False
+    if not thorough:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(data) + 1) == data
+    except OSError:
+        return False
 
 
 def _replace_symlink_dir(path: Path) -> None:

@@ -71,6 +71,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "hotconf"
 
 
+#: The layout of the local cache and the shared store (2: an index and one part per namespace).
+CACHE_GENERATION = "2"
+
+
 @dataclass(frozen=True)
 class Settings:
     app_id: str
@@ -99,10 +103,21 @@ class Settings:
         the digest covers the namespaces, label, ip and data center. Not the server URLs: a
         changed meta-server list must not orphan the last good cache (Java's ignores them too).
         """
+        return self._key(CACHE_GENERATION)
+
+    @property
+    def legacy_instance_key(self) -> str:
+        """The key hotconf 0.1 used (its one-document cache is read while ours is empty)."""
+        return self._key("")
+
+    def _key(self, generation: str) -> str:
+        # The cache's layout generation is part of the identity: during a rolling upgrade,
+        # processes of two hotconf versions on one host each elect their own poller and keep
+        # their own cache, instead of reading a layout they do not know.
         identity = "\n".join([
             ",".join(sorted(self.namespaces)), self.label or "", self.ip or "",
             self.data_center or "",
-        ])
+        ] + ([generation] if generation else []))
         digest = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:8]
         return f"{self.app_id}+{self.cluster}+{digest}"
 

@@ -299,14 +299,21 @@ class Poller:
 
     def restore_if_missing(self) -> None:
         """The host's copy is gone (the cache dir deleted, the uWSGI cache wiped): publish
-        what this poller holds again, so processes that start now find it."""
-        snapshot = self._snapshot
-        if snapshot is not None and not self._stop.is_set() and not self.store.holds(snapshot):
+        what this poller holds again, so processes that start now find it. Under the publish
+        lock, so it is the newest snapshot (never one a release replaced meanwhile), and never
+        an overtake: a store that refuses it holds something newer."""
+        with self._publish_lock:
+            snapshot = self._snapshot
+            if snapshot is None or self._stop.is_set() or self.store.holds(snapshot):
+                return
             log.warning("hotconf: the shared snapshot of %s was deleted; writing it again",
                         self.settings.instance_key)
-            with self._publish_lock:
-                if not self._stop.is_set():
-                    self._publish_locked(snapshot)
+            try:
+                self.store.publish(snapshot)
+            except StoreError:
+                pass  # logged when it was first refused
+            if self.store.unwritten is not None:
+                self._schedule_rewrite()
 
     def _schedule_rewrite(self) -> None:
         """The disk refused the snapshot: write it again after a backoff, until it takes it

@@ -11,20 +11,19 @@ pushes, where it falls back are its own business.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
 import threading
 from typing import Callable, Literal, Optional
 
-from ..blocking import call_blocking
-from ..election import RECREATE_AFTER, PollerLock
+from ..election import PollerLock
 from ..options import Settings
 from ..runtime import ProcessFacts, threads_problem
 from ..snapshot import Snapshot
 from ..stores import Store
 from ..stores.watch import LossWatch
+from . import standby
 from .poller import Poller
 
 log = logging.getLogger("hotconf")
@@ -74,7 +73,6 @@ class Role:
         self._guard_wake = threading.Event()
         self._guard_mutex = threading.Lock()  # a guard check and stop() never overlap
         self._ready = threading.Event()
-        self._standby: Optional[threading.Thread] = None
         self._safety: Optional[threading.Thread] = None
         self._token: object = None
 
@@ -189,9 +187,7 @@ class Role:
                                             daemon=True)
             self._safety.start()
         if self.competes and self.store.shared:
-            self._standby = threading.Thread(target=self._standby_loop, name="hotconf-standby",
-                                             daemon=True)
-            self._standby.start()
+            standby.stand_by(self.lock.path, self)
 
     # -- reading ----------------------------------------------------------------------------------
     def _deliver(self, snapshot: Snapshot) -> None:
@@ -203,12 +199,10 @@ class Role:
         if self._stop.is_set():
             return
         token = self.store.token()
-        if token is not None and token == self._token:
-            return  # this version was read already (a push and a file event for one release)
         newest = self.store.latest(self._held())
         if newest is not None:
             self._deliver(newest)
-        # An empty or unreadable store is read again at the next push or check.
+        # An empty or unreadable store is read again at the next check.
         self._token = token if newest is not None else None
 
     def check(self) -> None:
@@ -219,33 +213,22 @@ class Role:
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
 
-    def _standby_loop(self) -> None:
-        """Wait in ``flock`` for the poller's lock: the kernel wakes this thread when the
-        poller dies or lets go, and it takes over at once."""
-        while not self._stop.is_set():
-            try:
-                fd = self.lock.open_for_wait(create_missing_after=RECREATE_AFTER)
-                if fd is None:  # missing: the poller's guard may be putting it back
-                    self._stop.wait(RECREATE_AFTER / 3)
-                    continue
-                try:
-                    call_blocking(functools.partial(PollerLock.wait, fd))
-                except BaseException:
-                    self.lock.adopt(fd, keep=False)
-                    raise
-                if self.lock.adopt(fd, keep=not self._stop.is_set()):
-                    log.warning("hotconf: process %d takes over polling for %s (the previous "
-                                "poller is gone)", os.getpid(), self.settings.instance_key)
-                    self._become_poller()
-                    return
-                if not self._stop.is_set():
-                    # The lock file was deleted or replaced while we waited: so may the
-                    # directory the store watches have been.
-                    self.store.rewatch()
-                    self.check()
-            except Exception:  # noqa: BLE001 - the standby must outlive any one failure
-                log.exception("hotconf: waiting for the poller lock failed")
-                self._stop.wait(self._interval)
+    # -- standing by (see standby.py: the kernel wakes the waiter when the poller dies) ----------
+    def take_lock(self, lock: PollerLock) -> bool:
+        with self._guard_mutex:
+            if self._stop.is_set():
+                return False
+            self.lock = lock
+        standby.leave(lock.path, self)
+        log.warning("hotconf: process %d takes over polling for %s (the previous poller is "
+                    "gone)", os.getpid(), self.settings.instance_key)
+        self._become_poller()
+        return True
+
+    def lock_replaced(self) -> None:
+        if not self._stop.is_set():
+            self.store.rewatch()
+            self.check()
 
     def _safety_loop(self) -> None:
         rng = random.Random()
@@ -262,6 +245,7 @@ class Role:
     def stop(self) -> None:
         self._stop.set()
         self._guard_wake.set()
+        standby.leave(self.lock.path, self)
         if self.poller is not None:
             self.poller.stop()
         self.store.close()

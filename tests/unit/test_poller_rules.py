@@ -3,6 +3,8 @@ no sockets, no threads, no sleeping."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hotconf.snapshot import NamespaceSnapshot, Snapshot
@@ -189,3 +191,33 @@ def test_versions_survive_the_loss_of_every_file(apollo, clock, tmp_path):
     shutil.rmtree(tmp_path / "a")
     new, _ = make_poller(apollo, clock, tmp_path / "a")
     assert new.load_initial().newer_than(held)
+
+
+def test_putting_back_a_deleted_cache_never_rolls_a_release_back(apollo, clock, tmp_path):
+    """The guard's restore and a release race: the release wins, whatever the interleaving
+    (the restore reads what it writes under the publish lock, and never overtakes)."""
+    import threading
+
+    poller, store = make_poller(apollo, clock, tmp_path)
+    apollo.publish("application", {"k": "OLD"})
+    poller.load_initial()
+    for part in store.cache.parts_dir.iterdir():
+        part.unlink()  # a tmp cleaner
+    checking = threading.Event()
+    real_holds = store.holds
+
+    def slow_holds(snapshot):
+        checking.set()
+        time.sleep(0.3)  # the guard thread descheduled right here
+        return real_holds(snapshot)
+
+    store.holds = slow_holds
+    guard = threading.Thread(target=poller.restore_if_missing)
+    guard.start()
+    checking.wait(2)
+    apollo.publish("application", {"k": "NEW"})
+    poller.step()  # the notification, the fetch, the publish
+    guard.join(5)
+    assert poller._snapshot.namespaces["application"]["k"] == "NEW"
+    assert store.latest().namespaces["application"]["k"] == "NEW"
+    assert store.cache.load().namespaces["application"]["k"] == "NEW"

@@ -281,24 +281,30 @@ def test_the_poller_puts_back_what_is_deleted_when_it_is_deleted(settings, apoll
         role.stop()
 
 
-def test_a_second_signal_for_the_same_release_reads_nothing(settings, apollo):
-    """A push and a file event arrive for each release: only the first one reads the store."""
-    first, _ = make_role(settings, apollo)
-    first.start()
-    second, proc = make_role(settings, apollo)
+def test_configs_stopped_while_standing_by_leave_nothing_behind(settings, apollo):
+    """A blocked flock cannot be interrupted: stopped Roles leave one shared waiter per lock
+    file, not a thread each, and the next Role still takes over through it."""
+    holder = lock_of(settings)
+    assert holder.try_acquire()  # the poller, elsewhere
+    from hotconf.process import standby
     try:
-        second.start()
-        reads = []
-        real_latest = second.store.latest
-        second.store.latest = lambda held=None: reads.append(1) or real_latest(held)
-        apollo.publish("application", {"k": "v2"})
-        wait_until(lambda: proc.held.namespaces["application"]["k"] == "v2", message="the release")
-        time.sleep(0.1)
-        count = len(reads)
-        assert count >= 1
-        second.refresh()
-        second.refresh()
-        assert len(reads) == count
+        before = threading.active_count()
+        for _ in range(30):  # a Config per request, by mistake
+            role, _ = make_role(settings, apollo)
+            role.start()
+            assert role.name == "reader"
+            role.stop()
+        time.sleep(0.2)
+        assert standby.waiting(holder.path) == 0
+        assert threading.active_count() <= before + 1, [t.name for t in threading.enumerate()]
+        last, _ = make_role(settings, apollo)
+        last.start()
+        assert standby.waiting(holder.path) == 1
+        freed = time.monotonic()
+        holder.release()
+        wait_until(lambda: last.name == "poller", timeout=5, interval=0.002,
+                   message="the last Role to take over through the shared waiter")
+        assert time.monotonic() - freed < 1.0
+        last.stop()
     finally:
-        first.stop()
-        second.stop()
+        holder.release()

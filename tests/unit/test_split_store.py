@@ -260,3 +260,45 @@ def test_a_snapshot_too_large_for_the_cache_still_reaches_readers_through_the_fi
     assert not store.publish(small)  # versions still only move forward past the marker
     newer = small.replace({}, version=3)
     assert store.publish(newer) and store.token() == b"3"
+
+
+def test_a_part_changed_by_hand_is_written_again_by_the_next_poller(tmp_path):
+    first = LocalCache(tmp_path, "app", "default")
+    s1 = snapshot(1)
+    first.save(s1)
+    part = first.parts_dir / (s1.namespaces["ns1"].digest + ".json")
+    forged = bytearray(part.read_bytes())
+    forged[2:5] = b"BAD"  # same size: only the bytes tell
+    part.write_bytes(bytes(forged))
+    assert first.load() is None  # readers refuse it (the digest does not match)
+    restarted = LocalCache(tmp_path, "app", "default")  # a new poller process
+    restarted.save(s1)
+    assert restarted.load().namespaces["ns1"]["k1"] == "ns1-1"
+
+
+def test_a_link_planted_as_a_part_does_not_count_as_the_part(tmp_path):
+    cache = LocalCache(tmp_path, "app", "default")
+    s1 = snapshot(1)
+    cache.save(s1)
+    part = cache.parts_dir / (s1.namespaces["ns0"].digest + ".json")
+    target = tmp_path / "elsewhere.json"
+    target.write_bytes(part.read_bytes())
+    part.unlink()
+    part.symlink_to(target)
+    assert not cache.holds(s1)
+    cache.save(s1)
+    assert not part.is_symlink() and cache.load().version == 1
+
+
+def test_the_cache_of_hotconf_0_1_is_read_until_ours_exists(tmp_path):
+    from hotconf.options import Settings
+
+    settings = Settings.resolve(app_id="app", config_service="http://x", cache_dir=tmp_path,
+                                environ={})
+    assert settings.legacy_instance_key != settings.instance_key  # two versions, two groups
+    cache = LocalCache.for_settings(settings)
+    old = snapshot(1)
+    (tmp_path / f"{settings.legacy_instance_key}.json").write_bytes(old.to_json())
+    assert cache.load().namespaces["ns0"]["k0"] == "ns0-0"
+    cache.save(snapshot(2, "ns0", old))
+    assert cache.load().version == 2
