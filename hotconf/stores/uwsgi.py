@@ -56,23 +56,30 @@ class UwsgiCacheStore(Store):
         # cache is the one it wrote (another writer, or a wiped cache, means write them all).
         self._written: Dict[str, str] = {}
         self._written_version: Optional[bytes] = None
+        self._refused: Optional[int] = None  # the version this cache could not take
 
     def _part_key(self, namespace: str) -> str:
         return f"{self.key}:part:{namespace}"
 
     def _too_large(self, size: int, items: int) -> SnapshotTooLargeError:
+        advice = (f"cache2 = name={self.cache_name},items={max(16, items * 2)},"
+                  f"blocksize={_round_up(max(size, self.blocksize // 2))}")
+        if size > self.blocksize:
+            why = (f"its largest value is {size} bytes and the cache holds at most "
+                   f"{self.blocksize} bytes per value (blocksize)")
+        else:
+            why = (f"the cache is full: this app needs {items} items (one per namespace, and two "
+                   f"more), beside what other apps and the server keep there")
         return SnapshotTooLargeError(
-            f"hotconf: the uWSGI cache '{self.cache_name}' did not take the snapshot: its largest "
-            f"value is {size} bytes and the cache holds at most {self.blocksize} bytes per value "
-            f"(blocksize); it also needs {items} items for this app (one per namespace, and two "
-            f"more). Raise them in uwsgi.ini, e.g. cache2 = name={self.cache_name},"
-            f"items={max(16, items * 2)},blocksize={_round_up(size)}. Until then workers read "
-            f"the snapshot from the local cache file")
+            f"hotconf: the uWSGI cache '{self.cache_name}' did not take the snapshot: {why}. "
+            f"Raise it in uwsgi.ini, e.g. {advice}. Until then workers read the snapshot from "
+            f"the local cache file")
 
     def publish(self, snapshot: Snapshot) -> bool:
         try:
             return self._publish(snapshot)
         except SnapshotTooLargeError:
+            self._refused = snapshot.version
             # Readers must still hear of it and read it from the file: the version marker
             # changes (to one that names the file) and the push goes out.
             self.api.lock()
@@ -141,6 +148,10 @@ class UwsgiCacheStore(Store):
 
     def token(self) -> Any:
         return self.api.cache_get(self._version_key, self.cache_name)
+
+    def holds(self, snapshot: Snapshot) -> bool:
+        # A snapshot this cache refused is not "lost": putting it back would only fail again.
+        return snapshot.version == self._refused or self.token() is not None
 
     def watch(self, callback: Callable[[], None]) -> None:
         if self._watching is None and self.push.add(callback):

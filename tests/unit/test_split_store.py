@@ -302,3 +302,16 @@ def test_the_cache_of_hotconf_0_1_is_read_until_ours_exists(tmp_path):
     assert cache.load().namespaces["ns0"]["k0"] == "ns0-0"
     cache.save(snapshot(2, "ns0", old))
     assert cache.load().version == 2
+
+
+def test_a_refused_snapshot_is_not_put_back_on_every_wake():
+    """A cache too small even for the version marker: the guard must not take the refusal for
+    a lost copy (it would republish and push to every worker after each release)."""
+    api = FakeUwsgi(items=0)
+    store = uwsgi_store(api)
+    s1 = snapshot(1)
+    with pytest.raises(SnapshotTooLargeError) as err:
+        store.publish(s1)
+    assert "the cache is full" in str(err.value) and "items=" in str(err.value)
+    assert store.token() is None and store.holds(s1)
+    assert not store.holds(snapshot(2, "ns0", s1))
