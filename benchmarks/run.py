@@ -60,7 +60,8 @@ APPS = ROOT / "benchmarks" / "apps"
 VENVS = ROOT / "benchmarks" / ".venvs"
 RESULTS = ROOT / "benchmarks" / "results"
 PEERS = {"acc": "apollo-config-client==0.1.2", "pys": "pyapollos==0.1.5"}
-HOTCONF_CACHE2 = "name=hotconf,items=16,blocksize=4194304"
+# items: one per namespace plus two per app (the 1 MB config has 20 namespaces)
+HOTCONF_CACHE2 = "name=hotconf,items=64,blocksize=262144"
 NO_MULE = "hotconf-nomule"  # hotconf prefork without a mule or cache2: an elected worker polls
 
 
