@@ -222,7 +222,19 @@ class Role:
         standby.leave(lock.path, self)
         log.warning("hotconf: process %d takes over polling for %s (the previous poller is "
                     "gone)", os.getpid(), self.settings.instance_key)
-        self._become_poller()
+        try:
+            self._become_poller()
+        except BaseException:
+            # Holding the lock without polling would leave the host with no poller: let it
+            # go, and stand by again.
+            poller, self.poller = self.poller, None
+            if poller is not None:
+                poller.stop()
+            with self._guard_mutex:
+                self.lock.release()
+                if not self._stop.is_set():
+                    standby.stand_by(self.lock.path, self)
+            raise
         return True
 
     def lock_replaced(self) -> None:

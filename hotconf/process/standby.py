@@ -99,15 +99,25 @@ def _wait(waiter: _Waiter, key: Tuple[str, int]) -> None:
                 for candidate in _candidates(waiter):
                     candidate.lock_replaced()
                 continue
-            for candidate in _candidates(waiter):
-                if candidate.take_lock(lock):
-                    lock = PollerLock(waiter.path)  # that one is the candidate's now
-                    break
-            else:
-                lock.release()  # woken with nobody left who wants it
+            handed, lock = lock, PollerLock(waiter.path)  # the next wait's, whatever happens
+            if not _hand_over(waiter, handed):
+                handed.release()  # woken with nobody left who wants it
         except Exception:  # noqa: BLE001 - the waiter must outlive any one failure
             log.exception("hotconf: waiting for the poller lock failed")
             waiter.nobody.wait(RECREATE_AFTER)
+
+
+def _hand_over(waiter: _Waiter, lock: PollerLock) -> bool:
+    """Give the held ``lock`` to the first candidate that takes it; False if none does."""
+    for candidate in _candidates(waiter):
+        try:
+            if candidate.take_lock(lock):
+                return True
+        except Exception:  # noqa: BLE001 - it let the lock go and stands by again
+            log.exception("hotconf: taking over polling failed; standing by again")
+            waiter.nobody.wait(RECREATE_AFTER)  # no tight loop on a failure that repeats
+            return True
+    return False
 
 
 def _candidates(waiter: _Waiter) -> List[Candidate]:

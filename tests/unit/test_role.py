@@ -308,3 +308,30 @@ def test_configs_stopped_while_standing_by_leave_nothing_behind(settings, apollo
         last.stop()
     finally:
         holder.release()
+
+
+def test_a_takeover_that_fails_lets_the_lock_go_and_stands_by_again(settings, apollo, caplog):
+    """Holding the lock without polling would leave the host with no poller."""
+    holder = lock_of(settings)
+    assert holder.try_acquire()
+    role, _ = make_role(settings, apollo)
+    real_make = role._make_poller
+    attempts = []
+
+    def flaky_make(s, store):
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise RuntimeError("the first takeover fails")
+        return real_make(s, store)
+
+    try:
+        role.start()
+        assert role.name == "reader"
+        role._make_poller = flaky_make
+        holder.release()
+        wait_until(lambda: role.name == "poller", timeout=10, message="the second attempt")
+        assert len(attempts) == 2 and "taking over polling failed" in caplog.text
+        assert attempts[1] - attempts[0] >= 2.0  # no tight loop between attempts
+    finally:
+        role.stop()
+        holder.release()
