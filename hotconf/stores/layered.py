@@ -1,7 +1,7 @@
 """A fast store in front of the local cache file, as one store.
 
 Like apollo-java's chain of repositories, each hop has the same interface: ``publish`` writes
-through (the file first, so the last good release is on disk before anyone is told), ``latest``
+through (the front first, so its push is not delayed by the file's fsyncs), ``latest``
 falls back to the file when the front has nothing newer (the uWSGI cache is wiped by a full
 reload, or the snapshot did not fit it), and ``watch`` combines the front's push with a watch
 on the file. Whoever uses the store never asks which kind it is.
@@ -33,8 +33,25 @@ class LayeredStore(Store):
         self._on_file: Optional[Snapshot] = None  # what the file was last seen to hold
 
     def publish(self, snapshot: Snapshot) -> bool:
+        # The front first: its push reaches the workers without waiting for the file's fsyncs.
+        # Readers' version token covers the file too, so the file event that follows is not
+        # missed, and a front that refuses the snapshot still has it reach them via the file.
+        try:
+            taken = self.front.publish(snapshot)
+        except StoreError:
+            # The front refused it (too large for the uWSGI cache): this process still serves
+            # it, and the others read it from the file.
+            self._save(snapshot)
+            self._notify_local(snapshot)
+            raise
+        self._save(snapshot)
+        return taken
+
+    def _save(self, snapshot: Snapshot) -> None:
         with self._lock:
             on_file = self._on_file
+        if on_file is not None and on_file.newer_than(snapshot):
+            return  # never put an older snapshot on disk
         # Never rewrite the file with the releases it holds already (unless it was deleted).
         if snapshot.same_releases(on_file) and self.cache.holds(snapshot):
             self.unwritten = None
@@ -44,13 +61,6 @@ class LayeredStore(Store):
                 self._on_file, self._file_token = snapshot, self.cache.token()
         else:
             self.unwritten = snapshot
-        try:
-            return self.front.publish(snapshot)
-        except StoreError:
-            # The front refused it (too large for the uWSGI cache): this process still serves
-            # it, and the others read it from the file.
-            self._notify_local(snapshot)
-            raise
 
     def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         newest = self.front.latest(previous)
