@@ -105,17 +105,13 @@ class LocalCache:
 
     def version(self) -> Optional[int]:
         """The version of the cached snapshot from its index alone (no part is read)."""
-        raw = self._read(self.path, "local cache")
-        try:
-            version = json.loads(raw)["version"] if raw is not None else None
-        except (ValueError, TypeError, KeyError, RecursionError):
-            return None
-        return version if isinstance(version, int) else None
+        return self._index_summary()[0]
 
     def lost_parts_of(self, snapshot: Snapshot) -> bool:
         """The index on disk is ``snapshot``'s, but some of its parts are gone."""
-        return (self.version() == snapshot.version
-                and self._indexed_digests() == {ns.digest for ns in snapshot.namespaces.values()}
+        version, digests = self._index_summary()
+        return (version == snapshot.version
+                and digests == {ns.digest for ns in snapshot.namespaces.values()}
                 and not self.holds(snapshot))
 
     def holds(self, snapshot: Snapshot) -> bool:
@@ -171,19 +167,21 @@ class LocalCache:
         self._verified = True
         if wrote:
             _fsync_dir(self.parts_dir)
-        keep = {d + PART_SUFFIX for d in set(parts) | self._indexed_digests()}
+        keep = {d + PART_SUFFIX for d in set(parts) | self._index_summary()[1]}
         write_atomically(self.path, snapshot.index_json())
         _remove_unlisted(self.parts_dir, present - keep)
 
-    def _indexed_digests(self) -> Set[str]:
-        """The digests the index on disk names: readers may still be reading its parts."""
+    def _index_summary(self) -> Tuple[Optional[int], Set[str]]:
+        """The version and the part digests the index on disk names (one read, no part)."""
         raw = self._read(self.path, "local cache")
         try:
-            namespaces = json.loads(raw)["namespaces"] if raw is not None else {}
-            return {item["digest"] for item in namespaces.values()
-                    if isinstance(item.get("digest"), str)}
+            document = json.loads(raw) if raw is not None else {}
+            version = document.get("version")
+            digests = {item["digest"] for item in document.get("namespaces", {}).values()
+                       if isinstance(item.get("digest"), str)}
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
-            return set()
+            return None, set()
+        return (version if isinstance(version, int) else None), digests
 
 
 def _part_ok(path: Path, data: bytes, thorough: bool = False) -> bool:

@@ -50,19 +50,9 @@ class PollerLock:
         once, or (for a standby) only once it has been missing ``create_missing_after`` s."""
         if self.held:
             return True
-        self._forget()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            fd = os.open(self.path, flags)
-            self._missing_since = None
-        except FileNotFoundError:
-            now = self._clock()
-            if self._missing_since is None:
-                self._missing_since = now
-            if now - self._missing_since < create_missing_after:
-                return False
-            fd = os.open(self.path, flags | os.O_CREAT, 0o600)
+        fd = self._open(create_missing_after)
+        if fd is None:
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -79,6 +69,14 @@ class PollerLock:
     def open_for_wait(self, create_missing_after: float = RECREATE_AFTER) -> Optional[int]:
         """A descriptor of the lock file for a standby to wait on (``wait`` then ``adopt``);
         None while the file is missing and younger than ``create_missing_after`` s of absence."""
+        fd = self._open(create_missing_after)
+        if fd is not None:
+            self._waiting = (fd, os.getpid())
+        return fd
+
+    def _open(self, create_missing_after: float) -> Optional[int]:
+        """The lock file, opened (never following a link); a missing one is created once it
+        has been missing ``create_missing_after`` s, else None."""
         self._forget()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         flags = os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
@@ -92,7 +90,6 @@ class PollerLock:
                 return None
             fd = os.open(self.path, flags | os.O_CREAT, 0o600)
         self._missing_since = None
-        self._waiting = (fd, os.getpid())
         return fd
 
     @staticmethod

@@ -119,6 +119,8 @@ class NamespaceSnapshot(Mapping[str, str]):
         raise KeyError(path)
 
     def with_notification_id(self, notification_id: int) -> NamespaceSnapshot:
+        if notification_id == self.notification_id:
+            return self
         clone = object.__new__(NamespaceSnapshot)
         for slot in NamespaceSnapshot.__slots__:
             object.__setattr__(clone, slot, getattr(self, slot))
@@ -279,8 +281,7 @@ class Snapshot:
                 raise ProtocolError(f"snapshot namespace {name!r} has the wrong shape")
             before = previous.namespaces.get(name) if previous is not None else None
             if before is not None and before.is_release(key, found, confs):
-                namespaces[name] = (before if before.notification_id == nid
-                                    else before.with_notification_id(nid))
+                namespaces[name] = before.with_notification_id(nid)
                 continue
             try:
                 namespaces[name] = NamespaceSnapshot(name, confs, key, nid, found)
@@ -337,8 +338,7 @@ class Snapshot:
             before = previous.namespaces.get(name) if previous is not None else None
             if (before is not None and before.found == found and before.release_key == key
                     and before.digest == digest):
-                namespaces[name] = (before if before.notification_id == nid
-                                    else before.with_notification_id(nid))
+                namespaces[name] = before.with_notification_id(nid)
                 continue
             part = read_part(name, digest)
             if part is None or part_digest(part) != digest:

@@ -13,21 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
 from ..cache import write_atomically
+from ..pathlocks import lock_for
 
 log = logging.getLogger("hotconf")
 
 #: A pending reload older than this is dropped: the server has surely been restarted since.
 EXPIRES_AFTER = 600.0
 
-_LOCKS: Dict[str, threading.Lock] = {}
-_LOCKS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -38,22 +36,11 @@ class Pending:
     since: float
 
 
-def _reset_in_child() -> None:
-    global _LOCKS_LOCK
-    _LOCKS_LOCK = threading.Lock()
-    _LOCKS.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_in_child)
-
-
 class ReloadRecord:
     def __init__(self, path: Path):
         self.path = Path(path)
-        with _LOCKS_LOCK:
-            # check-fire-clear is one step within a process (a timer and the guard may race)
-            self.lock = _LOCKS.setdefault(str(self.path), threading.Lock())
+        # check-fire-clear is one step within a process (a timer and the guard may race)
+        self.lock = lock_for(self.path)
 
     def pending(self) -> Optional[Pending]:
         """The reload pending for this server, if any."""

@@ -10,39 +10,16 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..cache import LocalCache
+from ..pathlocks import lock_for
 from ..snapshot import Snapshot
 from .base import Store
 from .watch import FileWatch
 
 log = logging.getLogger("hotconf")
-
-
-# Writers of one path in this process take the same lock: POSIX record locks do not exclude
-# threads of one process from each other.
-_WRITERS: Dict[str, threading.Lock] = {}
-_WRITERS_LOCK = threading.Lock()
-
-
-def _writer_lock(path: str) -> threading.Lock:
-    with _WRITERS_LOCK:
-        return _WRITERS.setdefault(path, threading.Lock())
-
-
-def _reset_in_child() -> None:
-    # A child forked while a thread of the parent wrote the file would find these locked for
-    # good: it starts with its own.
-    global _WRITERS_LOCK
-    _WRITERS_LOCK = threading.Lock()
-    _WRITERS.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_in_child)
 
 
 class FileStore(Store):
@@ -53,7 +30,7 @@ class FileStore(Store):
         self.cache = cache
         self.path = cache.path
         self._watch = FileWatch(cache.path)
-        self._write_lock = _writer_lock(str(self.path))
+        self._write_lock = lock_for(self.path)  # the threads of this process
 
     def publish(self, snapshot: Snapshot) -> bool:
         lock_path = self.path.with_name(self.path.name + ".wlock")

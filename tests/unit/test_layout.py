@@ -43,6 +43,7 @@ FLOORS: Dict[str, int] = {
     "hotconf.cache": EDGES,
     "hotconf.election": EDGES,
     "hotconf.blocking": EDGES,
+    "hotconf.pathlocks": GROUND,
     "hotconf.reload.actions": EDGES,
     "hotconf.reload.record": EDGES,
     "hotconf.process": ROLE,
