@@ -684,20 +684,24 @@ def reload_under_load(b: Bench) -> dict:
 
 
 # -- 8. poller takeover ----------------------------------------------------------------------------
-def settle(b: Bench, server: ServerProcess, workers: int, value: str, timeout: float = 30) -> None:
-    """Every worker (a respawned one included) serves ``value`` and one long poll is held."""
-    every_worker(server.url, workers, want=lambda a: a["value"] == value, timeout=timeout)
+def settle(b: Bench, server: ServerProcess, workers: int, value: str, timeout: float = 30,
+           mule: bool = False) -> None:
+    """Every worker (a respawned one included) serves ``value`` and one long poll is held (by
+    the mule, with one: a worker only stands in while it is down)."""
+    answers = every_worker(server.url, workers, want=lambda a: a["value"] == value,
+                           timeout=timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = poller_pid(server.app_id, b.apollo.url, server.cache_dir)
         open_polls = b.apollo.state.stats()["long_polls_open_by_app"].get(server.app_id, 0)
-        if pid is not None and pid_alive(pid) and open_polls == 1:
+        if pid is not None and pid_alive(pid) and open_polls == 1 and not (
+                mule and pid in answers):
             break
         time.sleep(0.05)
     else:
         raise AssertionError(f"no single poller after {timeout} s (see {server.log_path})")
     # A random pause: the kill lands at a random phase of uWSGI's master cycle (it notices a
-    # dead process about once a second) and of the standbys' one-second election retries.
+    # dead process about once a second, and respawns it).
     time.sleep(random.uniform(0.5, 1.5))
 
 
@@ -725,18 +729,26 @@ def one_takeover(b: Bench, server: ServerProcess, workers: int, value: str) -> d
     published = time.monotonic()
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    first = held = None
+    first = held = successor = None
     while time.monotonic() < killed + 15 and held is None:
         polls = b.polls.polls_since(app_id, killed)
         first = polls[0][0] if polls else None
         held = min((r[1] for r in polls if r[1] is not None), default=None)
         time.sleep(0.001)
+    if held is not None:
+        successor = poller_pid(app_id, b.apollo.url, server.cache_dir)  # who holds it now
+    mule_back = None
+    if victim not in server.worker_pids:  # the mule: it takes the role back once respawned
+        while time.monotonic() < killed + 15 and mule_back is None:
+            pid = poller_pid(app_id, b.apollo.url, server.cache_dir)
+            if pid is not None and pid != victim and pid not in server.worker_pids:
+                mule_back = time.monotonic()
+            time.sleep(0.002)
     watcher.join(20)
     swapped: Dict[int, float] = {}
     for pid, _, at in swaps(server.swap_log):
         if pid in survivors and at >= killed:
             swapped.setdefault(pid, at)
-    successor = poller_pid(app_id, b.apollo.url, server.cache_dir)
     return {"victim": victim, "successor": successor,
             "successor_was": ("nobody" if successor is None else
                               "a surviving worker" if successor in server.worker_pids else
@@ -744,6 +756,7 @@ def one_takeover(b: Bench, server: ServerProcess, workers: int, value: str) -> d
                               "the respawned mule"),
             "first_poll_ms": None if first is None else round((first - killed) * 1000, 1),
             "held_ms": None if held is None else round((held - killed) * 1000, 1),
+            "mule_back_ms": None if mule_back is None else round((mule_back - killed) * 1000, 1),
             "release_survivors_ms": (round((max(swapped.values()) - published) * 1000, 1)
                                      if len(swapped) == len(survivors) else None),
             "release_all_ms": (round((reached["at"] - published) * 1000, 1) if "at" in reached
@@ -770,12 +783,13 @@ def takeover(b: Bench) -> dict:
         rows = []
         try:
             for i in range(1, repetitions + 1):
-                settle(b, server, workers, f"t{i - 1}")
+                settle(b, server, workers, f"t{i - 1}", mule=client == "hotconf")
                 server.worker_pids = {p for p in server.worker_pids if pid_alive(p)} | set(
                     every_worker(server.url, workers))
                 rows.append(one_takeover(b, server, workers, f"t{i}"))
                 log(f"takeover {client} #{i}: {rows[-1]}")
-            settle(b, server, workers, f"t{repetitions}")  # the last one recovered too
+            settle(b, server, workers, f"t{repetitions}",  # the last one recovered too
+                   mule=client == "hotconf")
         finally:
             server.stop()
         by: Dict[str, int] = {}
@@ -787,6 +801,7 @@ def takeover(b: Bench) -> dict:
             "held": spread_ms([r["held_ms"] for r in rows]),
             "release_survivors": spread_ms([r["release_survivors_ms"] for r in rows]),
             "release_all": spread_ms([r["release_all_ms"] for r in rows]),
+            "mule_back": spread_ms([r["mule_back_ms"] for r in rows]),
             "releases_reached_all": sum(r["release_all_ms"] is not None for r in rows),
             "successor_was": by}
         log(f"takeover {client}: {out[f'{client} {workers}w']}")
@@ -915,7 +930,9 @@ def table(results: dict) -> str:
                     f"all workers, the respawned one too, {brief(r['release_all'])} "
                     f"({r['releases_reached_all']}/{r['repetitions']} reached all); "
                     "taken over by " + ", ".join(f"{who} ({n}x)" for who, n in
-                                                  r["successor_was"].items()))
+                                                  r["successor_was"].items()) +
+                    (f"; handed back to the respawned mule after {brief(r['mule_back'])}"
+                     if r.get("mule_back", {}).get("n") else ""))
     return "\n".join(rows)
 
 

@@ -11,6 +11,11 @@ dir): the poller still holds the deleted file, and a standby that created a new 
 another. So a lock counts only while its path still names the file locked (``still_ours``);
 standbys do not create a missing lock file until it has been missing for a while, and the
 poller's guard (``reassert``) puts a new one in place first.
+
+A uWSGI mule is the host's preferred poller: while it stands by it holds a second lock, the
+claim (``PollerClaim``), and a worker polling in its stead (the mule died, uWSGI respawns it in
+half a second to a second) hands the role back when it sees the claim. The claim is a lock, not
+a pid in a file, so a claimant that died never blocks anyone: the kernel lets go of it.
 """
 
 from __future__ import annotations
@@ -176,6 +181,80 @@ class PollerLock:
             os.close(fd)
 
 
+class PollerClaim:
+    """The claim a preferred candidate (a mule) holds while it stands by for the lock at
+    ``lock_path``: an exclusive ``flock`` on ``{key}.poller.claim``. Others ask ``pending()``;
+    a poller that yields watches the file for the claimant's write (``stake`` writes after
+    locking, so whoever is woken by it sees the claim)."""
+
+    def __init__(self, lock_path: Path):
+        lock_path = Path(lock_path)
+        self.path = lock_path.with_name(lock_path.name.replace(".lock", "") + ".claim")
+        self._fd: Optional[int] = None
+        self._pid = 0
+        _CLAIMS.add(self)
+
+    @property
+    def staked(self) -> bool:
+        return self._fd is not None and self._pid == os.getpid()
+
+    def stake(self) -> bool:
+        """Claim the lock (idempotent); False if another claimant holds the claim."""
+        if self.staked:
+            return True
+        self._forget()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC |
+                     getattr(os, "O_NOFOLLOW", 0), 0o600)
+        for attempt in range(5):  # a ``pending()`` check holds it shared for a moment
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                time.sleep(0.002 * (attempt + 1))
+        else:
+            os.close(fd)
+            return False
+        pid = os.getpid()
+        self._fd, self._pid = fd, pid
+        # The write is the event a yielding poller's watch wakes on, after the lock is ours.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{pid}\n".encode(), 0)
+        return True
+
+    def withdraw(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None and self._pid == os.getpid():
+            _close_quietly(fd)
+
+    def pending(self) -> bool:
+        """Does a claimant (another process) stand by for the lock now?"""
+        if self.staked:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # drops our shared lock, if we got it
+        return False
+
+    def _forget(self) -> None:
+        if self._fd is not None and self._pid != os.getpid():
+            _close_quietly(self._fd)  # the parent's claim, inherited by a fork
+            self._fd = None
+
+
+_CLAIMS: weakref.WeakSet[PollerClaim] = weakref.WeakSet()
+
+
 def _names(path: Path, fd: int) -> bool:
     try:
         on_disk = os.stat(path, follow_symlinks=False)
@@ -195,6 +274,8 @@ def _close_quietly(fd: int) -> None:
 def _after_fork_in_child() -> None:
     for lock in list(_LOCKS):
         lock._forget()
+    for claim in list(_CLAIMS):
+        claim._forget()
 
 
 if hasattr(os, "register_at_fork"):

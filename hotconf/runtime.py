@@ -31,12 +31,16 @@ def will_fork(facts: ProcessFacts) -> bool:
 
 
 def competes_for_poller(facts: ProcessFacts, poller: str) -> bool:
-    """May this process become the host's poller?"""
-    if will_fork(facts) or poller == POLLER_NEVER:
-        return False
-    if poller == POLLER_MULE and facts.server == "uwsgi":
-        return facts.uwsgi_mule
-    return True
+    """May this process become the host's poller? With ``poller="mule"`` uWSGI workers still
+    may, but only while no mule claims the role (``claims_poller``): they stand in while uWSGI
+    respawns a mule that died, so the host never waits for the respawn."""
+    return not will_fork(facts) and poller != POLLER_NEVER
+
+
+def claims_poller(facts: ProcessFacts, poller: str) -> bool:
+    """Is this process the host's preferred poller, that others hand the role back to? A uWSGI
+    mule is: the operator set it aside for this work, away from the requests."""
+    return competes_for_poller(facts, poller) and facts.server == "uwsgi" and facts.uwsgi_mule
 
 
 def store_kind(facts: ProcessFacts, requested: str) -> str:

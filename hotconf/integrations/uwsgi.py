@@ -4,7 +4,10 @@ In uwsgi.ini (see uwsgi.ini.example for every option explained):
 
     cache2 = name=hotconf,items=16,blocksize=1048576   ; the shared snapshot
     mule = hotconf_mule.py                             ; the poller, out of the workers' way
-    env = HOTCONF_POLLER=mule                          ; workers never poll themselves
+
+(uWSGI has no inline comments: put those on lines of their own.) The mule is the host's
+preferred poller: a worker polls only while the mule is down, from the moment it dies until
+uWSGI has respawned it, then hands the role back.
 
 with hotconf_mule.py:
 

@@ -30,7 +30,7 @@ from ..errors import ApolloError, ConfigUnavailableError
 from ..options import Options
 from ..reload.controller import ReloadController
 from ..reload.record import ReloadRecord
-from ..runtime import competes_for_poller, will_fork
+from ..runtime import claims_poller, competes_for_poller, will_fork
 from ..snapshot import Snapshot
 from ..stores import open_local_store
 from . import platform
@@ -165,7 +165,8 @@ class Binding:
                                 server.open_store(options, facts, self.cache),
                                 competes_for_poller(facts, poller_mode), shared.deliver,
                                 held=lambda: shared.held, on_poller=shared.polling,
-                                fallback_store=partial(open_local_store, "memory", self.cache))
+                                fallback_store=partial(open_local_store, "memory", self.cache),
+                                claims=claims_poller(facts, poller_mode))
                     try:
                         role.start()
                     except Exception as exc:  # noqa: BLE001 - all or nothing, then retry

@@ -4,7 +4,12 @@ Nothing here runs on a timer while the host is healthy. Readers learn of a new s
 store's push (the uWSGI signal, an inotify event on the cache index). A standby waits in
 ``flock`` on the poller's lock, so the kernel wakes it the moment the poller dies and it takes
 over at once. A safety net compares the store's cheap version token every few tens of seconds
-(a missed push); the poller checks every couple of seconds that its lock file is still there.
+(a missed push); the poller's guard wakes when its lock file or the cache is deleted.
+
+A uWSGI mule is the preferred poller (``claims``): while it stands by it stakes a claim
+(``election.PollerClaim``), and a worker polling in its stead, because the mule died and
+uWSGI has not respawned it yet, hands the role back when the claim appears. So the host
+never waits for the respawn, and polling goes back where the operator put it.
 The store is asked, never inspected: whether it is shared (an election is needed), how it
 pushes, where it falls back are its own business.
 """
@@ -17,7 +22,7 @@ import random
 import threading
 from typing import Callable, Literal, Optional
 
-from ..election import PollerLock
+from ..election import PollerClaim, PollerLock
 from ..options import Settings
 from ..runtime import ProcessFacts, threads_problem
 from ..snapshot import Snapshot
@@ -52,15 +57,19 @@ class Role:
         guard_interval: float = GUARD_INTERVAL,
         on_poller: Callable[[], None] = lambda: None,  # on becoming poller, or a lock put back
         make_poller: Callable[[Settings, Store], Poller] = Poller,
+        claims: bool = False,
     ):
         """``deliver`` receives every newer snapshot; ``held`` says which one the process holds
         (unchanged namespaces are reused); ``fallback_store`` is used when the host's lock
-        directory is unusable (this process then polls for itself)."""
+        directory is unusable (this process then polls for itself); ``claims``: this process
+        is the preferred poller (a mule), others hand the role back to it."""
         self.pid = os.getpid()
         self.settings, self.facts = settings, facts
         self.store = store
         self.competes = competes
         self.lock = PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock")
+        self.claims = claims
+        self.claim = PollerClaim(self.lock.path)
         self.poller: Optional[Poller] = None
         self._deliver_to = deliver
         self._held = held
@@ -91,7 +100,7 @@ class Role:
             # host whose workers live shorter than the wait (max-requests) with no poller. If a
             # poller still held a deleted one, its guard steps down within a second.
             try:
-                won = self.competes and self.lock.try_acquire()
+                won = self.competes and not self._should_yield() and self.lock.try_acquire()
             except OSError as exc:
                 if self._fallback_store is None:
                     raise
@@ -125,8 +134,11 @@ class Role:
         self._on_poller()
         if self.store.shared:
             files, dirs = self.store.kept_in()
-            losses = LossWatch([self.lock.path, *files], dirs)
+            claims = [] if self.claims else [self.claim.path]
+            losses = LossWatch([self.lock.path, *files], dirs, writes=claims)
             losses.start(self._guard_wake.set)  # before the thread: no deletion is missed
+            if self._should_yield():  # a claim staked before the watch began
+                self._guard_wake.set()
             threading.Thread(target=self._guard_loop, args=(losses,), name="hotconf-lock-guard",
                              daemon=True).start()
 
@@ -157,6 +169,11 @@ class Role:
             return self._guard_checks(poller)
 
     def _guard_checks(self, poller: Poller) -> bool:
+        if self._should_yield():
+            log.info("hotconf: process %d hands polling for %s back to the mule that claims "
+                     "it", os.getpid(), self.settings.instance_key)
+            self._step_down(poller)
+            return False
         try:
             ours = self.lock.still_ours()
             if ours or self.lock.reassert():
@@ -172,10 +189,18 @@ class Role:
         log.warning("hotconf: process %d stops polling for %s: its lock file %s was "
                     "replaced and another process holds the new one", os.getpid(),
                     self.settings.instance_key, self.lock.path)
-        self.poller = None
-        poller.stop()
-        self._start_reader()
+        self._step_down(poller)
         return False
+
+    def _step_down(self, poller: Poller) -> None:
+        self.poller = None
+        poller.stop()  # nothing is published once this returns: then the lock may go
+        self.lock.release()
+        self._start_reader()
+
+    def _should_yield(self) -> bool:
+        """A mule stands by for the role and this process is not one."""
+        return not self.claims and self.claim.pending()
 
     def _start_reader(self) -> None:
         self.store.watch(self.refresh)
@@ -187,7 +212,20 @@ class Role:
                                             daemon=True)
             self._safety.start()
         if self.competes and self.store.shared:
-            standby.stand_by(self.lock.path, self)
+            self._stand_by()
+
+    def _stand_by(self) -> None:
+        self._stake_claim()
+        standby.stand_by(self.lock.path, self)
+
+    def _stake_claim(self) -> None:
+        if not self.claims:
+            return
+        try:
+            self.claim.stake()
+        except OSError as exc:  # still a candidate, only not a preferred one
+            log.warning("hotconf: cannot claim polling for %s (%s)",
+                        self.settings.instance_key, exc)
 
     # -- reading ----------------------------------------------------------------------------------
     def _deliver(self, snapshot: Snapshot) -> None:
@@ -216,12 +254,14 @@ class Role:
     # -- standing by (see standby.py: the kernel wakes the waiter when the poller dies) ----------
     def take_lock(self, lock: PollerLock) -> bool:
         with self._guard_mutex:
-            if self._stop.is_set():
-                return False
+            if self._stop.is_set() or self._should_yield():
+                return False  # (the waiter lets a claimant have it, see standby)
             self.lock = lock
         standby.leave(lock.path, self)
-        log.warning("hotconf: process %d takes over polling for %s (the previous poller is "
-                    "gone)", os.getpid(), self.settings.instance_key)
+        self.claim.withdraw()  # ours: nothing left to claim (staked again if this fails)
+        if not self.claims:  # (a mule's is the normal way in: _become_poller says it)
+            log.warning("hotconf: process %d takes over polling for %s (the previous poller "
+                        "is gone)", os.getpid(), self.settings.instance_key)
         try:
             self._become_poller()
         except BaseException:
@@ -233,12 +273,15 @@ class Role:
             with self._guard_mutex:
                 self.lock.release()
                 if not self._stop.is_set():
-                    standby.stand_by(self.lock.path, self)
+                    self._stand_by()
             raise
         return True
 
     def lock_replaced(self) -> None:
         if not self._stop.is_set():
+            if self.claims:  # the claim may have gone with the lock file: stake a new one
+                self.claim.withdraw()
+                self._stake_claim()
             self.store.rewatch()
             self.check()
 
@@ -258,6 +301,7 @@ class Role:
         self._stop.set()
         self._guard_wake.set()
         standby.leave(self.lock.path, self)
+        self.claim.withdraw()
         if self.poller is not None:
             self.poller.stop()
         self.store.close()

@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Dict, List, Protocol, Tuple
 
 from ..blocking import call_blocking
-from ..election import RECREATE_AFTER, PollerLock
+from ..election import RECREATE_AFTER, PollerClaim, PollerLock
 
 log = logging.getLogger("hotconf")
+
+#: After declining the lock to a mule that claims it: the mule, woken with us, takes it then.
+YIELD_PAUSE = 0.05
 
 
 class Candidate(Protocol):
@@ -101,7 +104,9 @@ def _wait(waiter: _Waiter, key: Tuple[str, int]) -> None:
                 continue
             handed, lock = lock, PollerLock(waiter.path)  # the next wait's, whatever happens
             if not _hand_over(waiter, handed):
-                handed.release()  # woken with nobody left who wants it
+                handed.release()  # woken with nobody left who wants it, or left to a mule
+                if PollerClaim(waiter.path).pending():
+                    waiter.nobody.wait(YIELD_PAUSE)  # not straight back into the race
         except Exception:  # noqa: BLE001 - the waiter must outlive any one failure
             log.exception("hotconf: waiting for the poller lock failed")
             waiter.nobody.wait(RECREATE_AFTER)

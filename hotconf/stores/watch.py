@@ -23,7 +23,7 @@ import struct
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional, Set, Tuple, Union
+from typing import Callable, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -53,6 +53,7 @@ class _Handler(FileSystemEventHandler):
                 return
 
 
+_IN_MODIFY = 0x2
 _IN_CLOSE_WRITE, _IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE = 0x8, 0x40, 0x80, 0x100
 _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x200, 0x400, 0x800
 CONTENT = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
@@ -61,26 +62,35 @@ _SELF = _IN_DELETE_SELF | _IN_MOVE_SELF
 _EVENT = struct.Struct("iIII")
 
 
+#: The files of a watched directory that count: names, or names with their own event mask
+#: (else the watch's), or None for any file.
+Names = Optional[Union[Set[str], Dict[str, int]]]
+
+
 class _Inotify:
     """Directories watched with inotify for ``mask`` events on the named files in each (None:
     any file; the directory's own deletion always counts), read by a thread (a greenlet under
     gevent) that waits in ``select.poll``; ``stop`` wakes it through a pipe."""
 
-    def __init__(self, watched: Dict[Path, Optional[Set[str]]], mask: int,
-                 callback: Callable[[], None]):
+    def __init__(self, watched: Mapping[Path, Names], mask: int, callback: Callable[[], None]):
         libc = ctypes.CDLL(None, use_errno=True)
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"inotify_init1: {os.strerror(code)}")
-        self._names: Dict[int, Optional[Set[bytes]]] = {}
+        self._names: Dict[int, Optional[Dict[bytes, int]]] = {}
         for directory, names in watched.items():
-            wd = libc.inotify_add_watch(fd, os.fsencode(directory), mask)
+            masks = None if names is None else {
+                os.fsencode(n): names[n] if isinstance(names, dict) else mask for n in names}
+            wanted = mask
+            for extra in (masks or {}).values():
+                wanted |= extra
+            wd = libc.inotify_add_watch(fd, os.fsencode(directory), wanted)
             if wd < 0:
                 code = ctypes.get_errno()
                 os.close(fd)
                 raise OSError(code, f"inotify_add_watch {directory}: {os.strerror(code)}")
-            self._names[wd] = None if names is None else {os.fsencode(n) for n in names}
+            self._names[wd] = masks
         self._fd = fd
         self._wake_r, self._wake_w = os.pipe()
         self._callback, self.path = callback, next(iter(watched))
@@ -119,7 +129,7 @@ class _Inotify:
             if wd not in self._names:
                 continue
             wanted = self._names[wd]
-            if mask & _SELF or wanted is None or name in wanted:
+            if mask & _SELF or wanted is None or mask & wanted.get(name, 0):
                 return True
         return False
 
@@ -182,12 +192,14 @@ class FileWatch:
 
 class LossWatch:
     """Calls ``callback()`` when one of ``files`` is deleted or renamed away, when any file of
-    ``dirs`` is, or when a watched directory itself goes: what the poller's guard waits for,
-    instead of checking on a timer. ``available`` is False where inotify is not (the guard
-    then checks on its timer)."""
+    ``dirs`` is, when a watched directory itself goes, or when one of ``writes`` is written:
+    what the poller's guard waits for (a loss to repair, a mule's claim), instead of checking
+    on a timer. ``available`` is False where inotify is not (the guard then checks on its
+    timer)."""
 
-    def __init__(self, files: Iterable[Path], dirs: Iterable[Path] = ()):
-        self.files, self.dirs = list(files), list(dirs)
+    def __init__(self, files: Iterable[Path], dirs: Iterable[Path] = (),
+                 writes: Iterable[Path] = ()):
+        self.files, self.dirs, self.writes = list(files), list(dirs), list(writes)
         self._inotify: Optional[_Inotify] = None
         self._callback: Optional[Callable[[], None]] = None
         self._watched: Dict[Path, Optional[Tuple[int, int]]] = {}
@@ -200,11 +212,12 @@ class LossWatch:
         self._callback = callback
         if not sys.platform.startswith("linux"):
             return
-        watched: Dict[Path, Optional[Set[str]]] = {}
-        for file in self.files:
-            names = watched.setdefault(file.parent, set())
-            if names is not None:
-                names.add(file.name)
+        watched: Dict[Path, Optional[Dict[str, int]]] = {}
+        for files, mask in ((self.files, LOSS), (self.writes, _IN_MODIFY)):
+            for file in files:
+                names = watched.setdefault(file.parent, {})
+                if names is not None:
+                    names[file.name] = names.get(file.name, 0) | mask
         for directory in self.dirs:
             watched[directory] = None
         try:

@@ -98,6 +98,36 @@ def test_uwsgi_poller_killed_another_takes_over(apollo, app_env, tmp_path):
         assert_one_long_poll(apollo, app_env["APP_ID"])
 
 
+def test_uwsgi_mule_killed_a_worker_stands_in_then_hands_the_role_back(apollo, app_env,
+                                                                      tmp_path):
+    """SIGKILL the mule: a worker polls at once (no wait for uWSGI's respawn), a release
+    published meanwhile reaches every worker, and the respawned mule takes the role back."""
+    env = {**app_env, "HOTCONF_POLLER": "mule"}
+    with uwsgi(free_port(), tmp_path, env, "--cache2", CACHE2, "--mule=hotconf_mule.py") as server:
+        answers = every_worker(server.url, 4, want=lambda a: a["greeting"] == "hello")
+        workers = set(answers)
+        mule = wait_until(lambda: (p := poller_pid(env["APP_ID"], apollo.url, tmp_path / "c"))
+                          and p not in workers and p, timeout=10, message="the mule to poll")
+        assert_one_long_poll(apollo, env["APP_ID"])
+        os.kill(mule, signal.SIGKILL)
+        killed = time.monotonic()
+        stand_in = wait_until(lambda: (p := poller_pid(env["APP_ID"], apollo.url,
+                                                       tmp_path / "c")) and p != mule and p,
+                              timeout=10, interval=0.005, message="another process to poll")
+        took = time.monotonic() - killed
+        assert stand_in in workers, "a worker stands in: the respawned mule comes later"
+        assert took < 2.0, f"the stand-in took {took:.3f} s"  # generous: measured in make bench
+        release_reaches_every_worker(apollo, env, server.url, 4, "while-the-mule-is-down")
+        back = wait_until(lambda: (p := poller_pid(env["APP_ID"], apollo.url, tmp_path / "c"))
+                          and p not in workers and p != mule and p, timeout=15,
+                          message="the respawned mule to take the role back")
+        assert pid_alive(back)
+        assert_one_long_poll(apollo, env["APP_ID"], handovers=True)
+        answers = release_reaches_every_worker(apollo, env, server.url, 4, "mule-is-back")
+        assert {a["role"] for a in answers.values()} == {"reader"}
+        assert_one_long_poll(apollo, env["APP_ID"])
+
+
 def test_uwsgi_recycled_workers_stay_fresh(apollo, app_env, tmp_path):
     with uwsgi(free_port(), tmp_path, app_env, "--max-requests", "5",
                "--min-worker-lifetime", "1", processes=2) as server:

@@ -14,7 +14,7 @@ import pytest
 
 from hotconf.apollo.client import ApolloClient
 from hotconf.cache import LocalCache
-from hotconf.election import PollerLock
+from hotconf.election import PollerClaim, PollerLock
 from hotconf.options import Settings
 from hotconf.process.poller import Poller
 from hotconf.process.role import Role
@@ -42,7 +42,7 @@ class Process:
             self.delivered.append(snapshot.version)
 
 
-def make_role(settings, apollo, kind="file", competes=True, interval=3600.0):
+def make_role(settings, apollo, kind="file", competes=True, interval=3600.0, claims=False):
     proc = Process()
 
     def make_poller(s, store):
@@ -62,7 +62,8 @@ def make_role(settings, apollo, kind="file", competes=True, interval=3600.0):
                 competes, proc.deliver, held=lambda: proc.held,
                 fallback_store=lambda: open_local_store("memory",
                                                         LocalCache.for_settings(settings)),
-                safety_interval=interval, guard_interval=interval, make_poller=make_poller)
+                safety_interval=interval, guard_interval=interval, make_poller=make_poller,
+                claims=claims)
     return role, proc
 
 
@@ -335,3 +336,82 @@ def test_a_takeover_that_fails_lets_the_lock_go_and_stands_by_again(settings, ap
     finally:
         role.stop()
         holder.release()
+
+
+def test_a_worker_standing_in_for_the_mule_hands_the_role_back_when_it_claims_it(settings,
+                                                                                  apollo):
+    """The mule died and a worker took over at once; uWSGI respawns the mule, which claims the
+    role: the worker steps down (woken by the claim, no timer) and the mule polls."""
+    worker, worker_proc = make_role(settings, apollo)
+    mule, mule_proc = make_role(settings, apollo, claims=True)
+    try:
+        worker.start()
+        assert worker.name == "poller"
+        claimed = time.monotonic()
+        mule.start()
+        wait_until(lambda: mule.name == "poller", timeout=5, interval=0.002,
+                   message="the mule to poll")
+        assert time.monotonic() - claimed < 2.0  # the guard's fallback timer is 60 s
+        assert worker.name == "reader"
+        assert not PollerClaim(lock_of(settings).path).pending()  # withdrawn once polling
+        apollo.publish("application", {"k": "from-the-mule"})
+        for proc in (worker_proc, mule_proc):
+            wait_until(lambda p=proc: p.held.namespaces["application"]["k"] == "from-the-mule",
+                       message="the release to reach both")
+        # the mule dies again: the worker stands in at once
+        died = time.monotonic()
+        mule.stop()
+        wait_until(lambda: worker.name == "poller", timeout=5, interval=0.002,
+                   message="the worker to stand in")
+        assert time.monotonic() - died < 1.0
+    finally:
+        mule.stop()
+        worker.stop()
+
+
+def test_while_a_mule_claims_the_role_no_worker_takes_it(settings, apollo):
+    holder = lock_of(settings)
+    assert holder.try_acquire()  # a poller elsewhere
+    mule, _ = make_role(settings, apollo, claims=True)
+    workers = [make_role(settings, apollo)[0] for _ in range(3)]
+    try:
+        mule.start()
+        for worker in workers:
+            worker.start()
+        assert {w.name for w in workers} == {"reader"} and mule.name == "reader"
+        assert PollerClaim(holder.path).pending()
+        holder.release()
+        wait_until(lambda: mule.name == "poller", timeout=5, message="the mule to poll")
+        time.sleep(0.2)
+        assert {w.name for w in workers} == {"reader"}
+    finally:
+        for role in (mule, *workers):
+            role.stop()
+        holder.release()
+
+
+def test_a_claimant_that_died_blocks_nobody(settings, tmp_path):
+    """The claim is a lock, not a pid in a file: the kernel lets go of a dead mule's claim."""
+    claim = PollerClaim(lock_of(settings).path)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if PollerClaim(claim.path.with_name(lock_of(settings).path.name)).stake():
+                (tmp_path / "claimed").touch()
+                time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        wait_until(lambda: (tmp_path / "claimed").exists(), message="the child to claim")
+        assert claim.pending()
+        assert not claim.stake()  # one claimant at a time
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pid = 0
+        assert not claim.pending()
+        assert claim.stake() and not claim.pending()  # our own claim is not "another's"
+        claim.withdraw()
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

@@ -5,6 +5,7 @@ import pytest
 from hotconf.runtime import (
     POLLER_CHOICES,
     ProcessFacts,
+    claims_poller,
     competes_for_poller,
     parse_cache2,
     store_kind,
@@ -34,19 +35,27 @@ def test_leaf_processes_compete_in_auto_mode(facts):
     assert not competes_for_poller(facts, "never")
 
 
-def test_mule_mode_leaves_polling_to_the_mule():
-    assert not competes_for_poller(UWSGI_WORKER, "mule")
-    assert competes_for_poller(UWSGI_MULE, "mule")
-    # outside uWSGI there is no mule: "mule" falls back to any process
+def test_workers_stand_in_for_the_mule_which_claims_the_role():
+    # workers compete in mule mode too, as stand-ins while the mule is down...
+    assert competes_for_poller(UWSGI_WORKER, "mule")
+    assert not claims_poller(UWSGI_WORKER, "mule")
+    # ...and hand the role back to the mule, whatever the mode it was armed with
+    for mode in ("auto", "mule"):
+        assert claims_poller(UWSGI_MULE, mode)
+    assert not claims_poller(UWSGI_MULE, "never")
+    # outside uWSGI there is no mule: nobody claims
     assert competes_for_poller(GUNICORN_WORKER, "mule")
+    assert not claims_poller(GUNICORN_WORKER, "mule")
 
 
 def test_exactly_the_expected_pollers_over_every_combination():
     kinds = [UWSGI_MASTER, UWSGI_WORKER, UWSGI_MULE, GUNICORN_ARBITER, GUNICORN_WORKER, PLAIN]
     for facts, mode in itertools.product(kinds, POLLER_CHOICES):
-        expected = (not will_fork(facts) and mode != "never"
-                    and not (mode == "mule" and facts.server == "uwsgi" and not facts.uwsgi_mule))
+        expected = not will_fork(facts) and mode != "never"
         assert competes_for_poller(facts, mode) is expected, (facts, mode)
+        preferred = expected and facts.server == "uwsgi" and facts.uwsgi_mule
+        assert claims_poller(facts, mode) is preferred, (facts, mode)
+        assert not claims_poller(facts, mode) or competes_for_poller(facts, mode)
 
 
 def test_store_choice():
