@@ -1,8 +1,9 @@
 """hotconf: a fork-safe Apollo config client.
 
 Public API: ``Config``, ``ChangeEvent``/``Change``/``ChangeType``, ``ReloadRequest``, the
-snapshots, and every error. Importing the package also registers the servers hotconf knows
-(``hotconf.servers``), which the process role asks where it runs.
+snapshots, ``Status`` (``cfg.status()``) and every error. Importing the package also
+registers the servers hotconf knows (``hotconf.servers``), which the process role asks where it
+runs.
 """
 
 from . import servers  # noqa: F401 - registers uWSGI, gunicorn and the plain process
@@ -29,11 +30,13 @@ from .errors import (
 )
 from .reload.policy import ReloadRequest
 from .snapshot import NamespaceSnapshot, Snapshot
+from .status import PollerHealth, ProcessRecord, Status
 
 __all__ = [
     "ApolloError", "AuthError", "Change", "ChangeEvent", "ChangeType", "Config",
     "ConfigUnavailableError", "ConfigValueError", "FormatError", "HTTPStatusError",
-    "HotconfError", "MissingPartError", "NamespaceSnapshot", "NotFoundError", "ProtocolError", "ReloadError",
-    "ReloadRequest", "SettingsError", "Snapshot", "SnapshotTooLargeError", "StoreError",
+    "HotconfError", "MissingPartError", "NamespaceSnapshot", "NotFoundError", "PollerHealth",
+    "ProcessRecord", "ProtocolError", "ReloadError", "ReloadRequest", "SettingsError",
+    "Snapshot", "SnapshotTooLargeError", "Status", "StoreError",
     "TransportError", "UnknownNamespaceError", "__version__",
 ]

@@ -23,6 +23,7 @@ from typing import Iterable, Optional, Set, Tuple
 from .errors import MissingPartError, ProtocolError
 from .options import Settings
 from .snapshot import Snapshot
+from .status import HostHead
 
 log = logging.getLogger("hotconf")
 
@@ -106,6 +107,25 @@ class LocalCache:
     def version(self) -> Optional[int]:
         """The version of the cached snapshot from its index alone (no part is read)."""
         return self._index_summary()[0]
+
+    def head(self) -> Optional[HostHead]:
+        """The version, publication time and release keys of the cached snapshot, from its
+        index alone (what ``hotconf status`` compares every process with)."""
+        raw = self._read(self.path, "local cache")
+        try:
+            document = json.loads(raw) if raw is not None else None
+            if not isinstance(document, dict):
+                return None
+            version, created = document.get("version"), document.get("created_at")
+            namespaces = document.get("namespaces")
+            if (not isinstance(version, int) or not isinstance(created, (int, float))
+                    or not isinstance(namespaces, dict)):
+                return None
+            releases = {str(name): item.get("release_key")
+                        for name, item in namespaces.items() if isinstance(item, dict)}
+        except (ValueError, RecursionError, AttributeError):
+            return None
+        return HostHead(version, float(created), releases)
 
     def lost_parts_of(self, snapshot: Snapshot) -> bool:
         """The index on disk is ``snapshot``'s, but some of its parts are gone."""
@@ -216,20 +236,23 @@ def _remove_unlisted(directory: Path, names: Iterable[str]) -> None:
                 pass
 
 
-def write_atomically(path: Path, data: bytes, sync_dir: bool = True) -> None:
+def write_atomically(path: Path, data: bytes, sync_dir: bool = True,
+                     durable: bool = True) -> None:
     """Replace ``path`` with ``data``: a temporary file in the same 0700 directory (0600),
-    fsynced and renamed over it, so a reader sees the old file or the new one. Raises OSError."""
+    fsynced (unless not ``durable``) and renamed over it, so a reader sees the old file or the
+    new one. Raises OSError."""
     tmp_name = None
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
-        if sync_dir:
+        if sync_dir and durable:
             _fsync_dir(path.parent)
     finally:
         if tmp_name is not None:

@@ -22,7 +22,6 @@ import requests
 from ._version import __version__
 from .apollo.client import ApolloClient
 from .cache import LocalCache
-from .election import PollerLock
 from .errors import (
     ApolloError,
     FormatError,
@@ -34,7 +33,9 @@ from .errors import (
 )
 from .masking import mask
 from .options import Options, Settings, resolve_options
+from .registry import read_host
 from .snapshot import NamespaceSnapshot
+from .status import STALE_AFTER, HostStatus, ago
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MISSING = 0, 1, 2, 3, 4
 
@@ -272,46 +273,123 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _host_view(settings: Settings, stale_after: float) -> HostStatus:
+    view = read_host(settings, stale_after)
+    if view.poller is None and view.rows:
+        time.sleep(1.0)  # a takeover takes tens of ms: do not report one as "no poller"
+        view = read_host(settings, stale_after)
+    return view
+
+
+def status_document(settings: Settings, view: HostStatus) -> Dict[str, Any]:
+    """``hotconf status --json`` (the schema is in the README)."""
+    now = view.now
+    head, poller = view.head, view.poller
+    return {
+        "app_id": settings.app_id, "cluster": settings.cluster,
+        "namespaces": list(settings.namespaces),
+        "cache_file": str(LocalCache.for_settings(settings).path),
+        "now": now, "stale_after": view.stale_after,
+        "host": None if head is None else {
+            "version": head.version, "published_at": head.published_at,
+            "age_seconds": round(now - head.published_at, 1), "releases": dict(head.releases)},
+        "poller": None if poller is None else {
+            "pid": poller.pid, "config_service": poller.config_service,
+            "since": poller.since or None, "last_success": poller.last_success,
+            "last_poll": poller.last_poll, "last_fetch": poller.last_fetch,
+            "error": poller.error, "error_kind": poller.error_kind,
+            "failing_since": poller.failing_since, "failing": view.poller_failing,
+            "backoff_seconds": poller.backoff_seconds,
+            "notifications": dict(poller.notifications), "errors": dict(poller.errors)},
+        "pending_reload": None if view.pending_reload is None else {
+            "summary": view.pending_reload.summary, "due_at": view.pending_reload.due},
+        "processes": [{
+            "pid": r.record.pid, "role": r.record.role, "server": r.record.server,
+            "worker": r.record.worker, "mule": r.record.mule, "version": r.record.version,
+            "releases": dict(r.record.releases), "applied_at": r.record.applied_at,
+            "last_check": r.record.last_check, "current": r.current,
+            "behind_seconds": None if r.behind_for is None else round(r.behind_for, 1),
+            "stale": r.stale, "hotconf_version": r.record.hotconf_version,
+        } for r in view.rows],
+        "problems": view.problems,
+        "exit_status": view.exit_status,
+    }
+
+
+def _releases_text(releases: Dict[str, Optional[str]]) -> str:
+    return ", ".join(f"{n}@{k}" if k else f"{n} (none)" for n, k in releases.items()) or "-"
+
+
+def _print_status(settings: Settings, view: HostStatus) -> None:
+    now = view.now
+    print(f"app {settings.app_id!r} cluster {settings.cluster!r} namespaces "
+          f"{', '.join(settings.namespaces)}")
+    head = view.head
+    if head is None:
+        print(f"host: no snapshot at {LocalCache.for_settings(settings).path} (none: nothing has "
+              f"loaded this configuration on this host, or the --namespace list differs from "
+              f"the app's)")
+    else:
+        print(f"host: snapshot v{head.version}, published {ago(now, head.published_at)}")
+        for name, key in head.releases.items():
+            print(f"  {name}: {'release ' + key if key else 'not published'}")
+    poller = view.poller
+    if poller is None:
+        print("poller: none running on this host")
+    else:
+        where = f", {poller.config_service}" if poller.config_service else ""
+        if poller.failing_since is not None:
+            state = (f"{'FAILING' if view.poller_failing else 'failing'} for "
+                     f"{ago(now, poller.failing_since)[:-4]}: {poller.error}"
+                     + (f" (next attempt in {poller.backoff_seconds:.0f} s)"
+                        if poller.backoff_seconds else ""))
+        else:
+            state = f"last success {ago(now, poller.last_success)}"
+        print(f"poller: process {poller.pid}{where}, {state}")
+    if view.pending_reload is not None:
+        due = view.pending_reload.due - now
+        when = f"due in {due:.0f} s" if due > 0 else "due now"
+        print(f"pending reload: {view.pending_reload.summary} ({when})")
+    if view.rows:
+        print(f"{'PID':>8}  {'ROLE':<7} {'WORKER':<7} {'APPLIED':>11}  {'CHECKED':>11}  SERVES")
+    for row in view.rows:
+        r = row.record
+        worker = f"mule {r.mule}" if r.mule else (str(r.worker) if r.worker else "-")
+        flag = (f"  STALE (behind {row.behind_for:.0f} s)" if row.stale else
+                f"  behind {row.behind_for:.0f} s" if row.behind_for is not None else "")
+        print(f"{r.pid:>8}  {r.role:<7} {worker:<7} {ago(now, r.applied_at):>11}  "
+              f"{ago(now, r.last_check):>11}  {_releases_text(dict(r.releases))}{flag}")
+    for problem in view.problems:
+        print(f"problem: {problem}")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    cache = LocalCache.for_settings(settings)
-    snapshot = cache.load()
-    lock = PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock")
-    poller = lock.holder_pid()
-    others = sorted(p.name for p in settings.cache_dir.glob(f"{settings.app_id}+*.json")
-                    if p != cache.path) if settings.cache_dir.is_dir() else []
-    info: Dict[str, Any] = {
-        "app_id": settings.app_id, "cluster": settings.cluster,
-        "namespaces": list(settings.namespaces), "cache_file": str(cache.path),
-        "poller_pid": poller,
-        "snapshot": None if snapshot is None else {
-            "version": snapshot.version, "written_at": snapshot.created_at,
-            "age_seconds": round(time.time() - snapshot.created_at, 1),
-            "release_keys": snapshot.release_keys,
-            "keys": {n: len(ns) for n, ns in snapshot.namespaces.items()},
-        },
-        "other_cache_files": others,
-    }
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"app {settings.app_id!r} cluster {settings.cluster!r} namespaces "
-              f"{', '.join(settings.namespaces)}")
-        print(f"local cache: {cache.path}")
-        if snapshot is None:
-            print("  (none: nothing has loaded this configuration on this host, or the "
-                  "--namespace list differs from the app's)")
+    while True:
+        view = _host_view(settings, args.stale_after)
+        if args.watch:
+            print("\033[H\033[J", end="")
+        if args.json:
+            print(json.dumps(status_document(settings, view), indent=2))
         else:
-            written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.created_at))
-            print(f"  snapshot v{snapshot.version}, written {written} "
-                  f"({info['snapshot']['age_seconds']:.0f} s ago)")
-            for name, ns in snapshot.namespaces.items():
-                state = f"release {ns.release_key}" if ns.found else "not published"
-                print(f"  {name}: {state}, {len(ns)} keys")
-        print(f"poller: {'process ' + str(poller) if poller else 'none running on this host'}")
-        for name in others:
-            print(f"other snapshot of this app here: {name}")
-    return EXIT_OK if snapshot is not None else EXIT_FAILED
+            _print_status(settings, view)
+        if not args.watch:
+            return view.exit_status
+        try:
+            time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return view.exit_status
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .metrics import render
+
+    settings = _settings(args)
+    try:
+        sys.stdout.write(render(read_host(settings, args.stale_after)).decode("utf-8"))
+    except HotconfError as exc:
+        raise CommandError(str(exc)) from None
+    return EXIT_OK
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
@@ -335,6 +413,16 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 # -- wiring -------------------------------------------------------------------------------------------
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotconf",
@@ -421,14 +509,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="namespace (repeatable; default: application)")
     watch.set_defaults(func=cmd_watch)
 
-    status = sub.add_parser("status", parents=[client], help="what this host holds",
-                            description="Show the snapshot this host holds (the local cache "
-                                        "file): its release keys, age, and which process polls. "
-                                        "Pass the app's --namespace list. Exit 1 if there is "
-                                        "none.")
+    status = sub.add_parser("status", parents=[client], help="what every process serves",
+                            description="Show the snapshot this host holds, the poller's "
+                                        "health, and one row per process with the releases it "
+                                        "serves; STALE where a process serves an older release "
+                                        "than the host's for longer than --stale-after. Pass "
+                                        "the app's --namespace list. Exit 0 if all is current, "
+                                        "5 if a process is stale or the poller has failed for "
+                                        "longer than --stale-after (a health probe), 1 if "
+                                        "nothing on this host loaded the configuration.")
     status.add_argument("-n", "--namespace", action="append",
                         help="namespace (repeatable; default: application)")
+    status.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
+                        help=f"the bound for STALE and a failing poller (default "
+                             f"{STALE_AFTER:g})")
+    status.add_argument("--watch", type=_seconds, nargs="?", const=2.0, default=None,
+                        metavar="SECONDS", help="refresh every SECONDS (default 2) until Ctrl-C")
     status.set_defaults(func=cmd_status)
+
+    metrics = sub.add_parser("metrics", parents=[client], help="host-wide Prometheus metrics",
+                             description="Print this host's metrics for the app in the "
+                                         "Prometheus text format (for node_exporter's textfile "
+                                         "collector). Needs prometheus_client: pip install "
+                                         "'hotconf[metrics]'.")
+    metrics.add_argument("-n", "--namespace", action="append",
+                         help="namespace (repeatable; default: application)")
+    metrics.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
+                         help=f"the bound for stale processes (default {STALE_AFTER:g})")
+    metrics.set_defaults(func=cmd_metrics)
 
     reload = sub.add_parser("reload", help="gracefully reload uWSGI or gunicorn",
                             description="Ask a server for a graceful reload: SIGHUP to the "

@@ -4,7 +4,6 @@ starts in a process is ``hotconf.process``'s business: this class reads, convert
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from pathlib import Path
@@ -12,15 +11,14 @@ from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tu
 
 from . import typed
 from .changes import ChangeEvent
-from .errors import ConfigValueError, UnknownNamespaceError
+from .errors import UnknownNamespaceError
 from .listeners import Listener, Listeners
 from .options import Options, resolve_options
 from .process.binding import Binding
 from .process.role import RoleName
 from .reload.policy import ReloadRequest
 from .snapshot import NamespaceSnapshot, Snapshot, SourceName, diff
-
-log = logging.getLogger("hotconf")
+from .status import Status
 
 _NO_DEFAULT: Any = object()
 DEFAULT_NAMESPACE = "application"
@@ -101,6 +99,10 @@ class Config:
         """``"poller"`` or ``"reader"`` once armed in this process; ``"idle"`` before."""
         return self._binding.role
 
+    def status(self) -> Status:
+        """This process's row of ``hotconf status`` (and the poller's health if it polls)."""
+        return self._binding.status()
+
     @property
     def cache_path(self) -> Path:
         return self._binding.cache.path
@@ -137,16 +139,8 @@ class Config:
         return list(self.namespace(namespace))
 
     def _typed(self, key: str, default: Any, namespace: str, conversion: typed.Conversion) -> Any:
-        raw = self.get(key, None, namespace)
-        if raw is None:
-            return None if default is _NO_DEFAULT else default
-        try:
-            return typed.convert(key, namespace, raw, conversion)
-        except ConfigValueError as error:
-            if default is _NO_DEFAULT:
-                raise
-            log.warning("hotconf: %s; using the default %r", error, default)
-            return default
+        return typed.convert_or_default(key, namespace, self.get(key, None, namespace),
+                                        conversion, default, _NO_DEFAULT)
 
     def get_int(self, key: str, default: Any = _NO_DEFAULT,
                 namespace: str = DEFAULT_NAMESPACE) -> Optional[int]:

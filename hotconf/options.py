@@ -94,6 +94,7 @@ class Settings:
     backoff_initial: float = 1.0
     backoff_max: float = 120.0
     refresh_interval: float = 300.0
+    stale_after: float = 10.0  # behind the host longer than this: say so (log, status)
 
     @property
     def instance_key(self) -> str:
@@ -182,7 +183,7 @@ class Settings:
             raise SettingsError(f"namespaces {list(names)} name one namespace twice")
         cache = pick(os.fspath(cache_dir) if cache_dir is not None else None, ENV_CACHE_DIR)
         unknown = set(tuning) - {f for f in cls.__dataclass_fields__ if f.endswith(
-            ("_timeout", "_initial", "_max", "_interval"))}
+            ("_timeout", "_initial", "_max", "_interval", "_after"))}
         if unknown:
             raise SettingsError(f"unknown settings: {sorted(unknown)}")
         for knob, seconds in tuning.items():

@@ -22,6 +22,8 @@ class ProcessFacts:
     uwsgi_cache: Optional[Tuple[str, int, bool]] = None  # (name, blocksize, bitmap) of "hotconf"
     gunicorn_arbiter: bool = False     # gunicorn's master (the app is imported there with --preload)
     gunicorn_arbiter_pid: Optional[int] = None  # a worker's arbiter, as gunicorn recorded it
+    worker: Optional[int] = None       # uWSGI worker id, gunicorn worker age (for status rows)
+    mule: Optional[int] = None         # uWSGI mule id
 
 
 def will_fork(facts: ProcessFacts) -> bool:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, List, Tuple
+import logging
+from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import ConfigValueError
+
+log = logging.getLogger("hotconf")
 
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
@@ -43,3 +46,18 @@ def convert(key: str, namespace: str, raw: str, conversion: Conversion) -> Any:
     # Raised outside the except block: no __context__ chain that would carry int()'s message
     # (which quotes the value) into a traceback.
     raise ConfigValueError(key, namespace, raw, wanted, detail)
+
+
+def convert_or_default(key: str, namespace: str, raw: Optional[str], conversion: Conversion,
+                       default: Any, no_default: Any) -> Any:
+    """``cfg.get_int`` and the others: a missing key gives ``default`` (None if there is none);
+    a value that does not convert raises, or gives ``default`` with a warning if there is one."""
+    if raw is None:
+        return None if default is no_default else default
+    try:
+        return convert(key, namespace, raw, conversion)
+    except ConfigValueError as error:
+        if default is no_default:
+            raise
+        log.warning("hotconf: %s; using the default %r", error, default)
+        return default

@@ -2,7 +2,9 @@
 
 It keeps the Config in ``app.extensions["hotconf"]`` (``current_config()`` finds it) and checks
 freshness at the start of each request: a version read, so a worker that missed a push still
-answers the request with the newest snapshot the host has.
+answers the request with the newest snapshot the host has. With ``metrics_path="/metrics"`` it
+also serves the host's metrics there (every process of the host, whichever worker answers;
+``pip install 'hotconf[metrics]'``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ EXTENSION_KEY = "hotconf"
 
 
 class HotConf:
-    def __init__(self, app: Any = None, cfg: Optional[Config] = None):
+    def __init__(self, app: Any = None, cfg: Optional[Config] = None,
+                 metrics_path: Optional[str] = None):
         self.cfg = cfg
+        self.metrics_path = metrics_path
         if app is not None:
             self.init_app(app, cfg)
 
@@ -27,6 +31,22 @@ class HotConf:
         self.cfg = cfg
         app.extensions[EXTENSION_KEY] = cfg
         app.before_request(cfg.check)
+        if self.metrics_path:
+            from ..metrics import _prometheus
+
+            _prometheus()  # a missing prometheus_client fails here, at startup, not at a scrape
+            app.add_url_rule(self.metrics_path, "hotconf_metrics", _metrics_view(cfg))
+
+
+def _metrics_view(cfg: Config) -> Any:
+    def hotconf_metrics() -> Any:
+        from flask import Response
+
+        from ..metrics import CONTENT_TYPE, metrics_text
+
+        return Response(metrics_text(cfg), content_type=CONTENT_TYPE)
+
+    return hotconf_metrics
 
 
 def current_config() -> Config:

@@ -32,6 +32,7 @@ from ..reload.controller import ReloadController
 from ..reload.record import ReloadRecord
 from ..runtime import claims_poller, competes_for_poller, will_fork
 from ..snapshot import Snapshot
+from ..status import ProcessRecord, Status
 from ..stores import open_local_store
 from . import platform
 from .poller import Poller
@@ -181,7 +182,8 @@ class Binding:
                 self._reloads = ReloadController(
                     options.reload_policy, server.reloader(options, facts),
                     is_poller=lambda: shared.role is not None and shared.role.name == "poller",
-                    record=ReloadRecord(self.settings.cache_dir / f"{key}.reload"))
+                    record=ReloadRecord(self.settings.cache_dir / f"{key}.reload"),
+                    on_reload=partial(_count_reload, shared))
             shared.subscribe(self)
             if role.poller is not None and role.poller.last_error is not None:
                 self.last_error = role.poller.last_error
@@ -253,6 +255,21 @@ class Binding:
         role = self._own_role()
         return role.name if role is not None else "idle"
 
+    def status(self) -> Status:
+        role = self._own_role()
+        if role is None:
+            held = self._held()
+            record = ProcessRecord(pid=os.getpid(), role="idle",
+                                   version=held.version if held is not None else None,
+                                   releases=held.release_keys if held is not None else {})
+            return Status(record, None, behind=False, stale=False)
+        record = role.report.record
+        poller = role.poller
+        since = record.behind_since
+        return Status(record, poller.report.health if poller is not None else None,
+                      behind=since is not None,
+                      stale=since is not None and time.time() - since > self.settings.stale_after)
+
     @property
     def stopped(self) -> bool:
         return self._stopped
@@ -277,6 +294,12 @@ class Binding:
             shared.unsubscribe(self)
         if self._reloads is not None:
             self._reloads.close()
+
+
+def _count_reload(shared: SharedRole, reason: str) -> None:
+    role = shared.role
+    if role is not None:
+        role.report.reloaded(reason)
 
 
 def live_bindings() -> List[Binding]:

@@ -26,6 +26,7 @@ from ..errors import ApolloError, AuthError, FormatError, NotFoundError, StoreEr
 from ..options import Settings
 from ..snapshot import NamespaceSnapshot, Snapshot
 from ..stores.base import Store
+from .report import PollerReport
 
 log = logging.getLogger("hotconf")
 
@@ -39,10 +40,11 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
         wait: Optional[Callable[[float], None]] = None,
         now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        report: Optional[PollerReport] = None,
     ):
         """``store`` is where snapshots go (with the cache file behind it, see stores/);
         ``client``, ``clock`` and ``wait`` (sleep between attempts; default: until stopped)
-        are seams for tests."""
+        are seams for tests; ``report`` keeps the poller's health in the host registry."""
         self.settings = settings
         self.store = store
         self.client = client or ApolloClient(settings)
@@ -58,6 +60,7 @@ class Poller:
         self._rewrite_backoff = Backoff(settings.backoff_initial, min(30.0, settings.backoff_max))
         self._thread: Optional[threading.Thread] = None
         self._next_refresh = 0.0
+        self.report = report or PollerReport(None)
         self._notified_by: Optional[str] = None
         self.last_error: Optional[ApolloError] = None
         self._store_error: Optional[str] = None
@@ -120,6 +123,7 @@ class Poller:
                 continue
             except ApolloError as exc:
                 self._note_error(exc)
+                self.report.failed(exc, 0.0)
                 break  # unreachable or refused: the rest would fail the same way
             remote_ok = True
             loaded[name] = result if result is not None else previous  # type: ignore[assignment]
@@ -154,6 +158,7 @@ class Poller:
             previous=dict(known.configurations) if known else None,
             prefer=self._notified_by,
         )
+        self.report.fetched()
         if config is None:
             return None
         if known is not None and known.is_release(config.release_key, True, config.configurations):
@@ -190,6 +195,7 @@ class Poller:
         self._notified_by = self.client.last_poll_service
         if self._stop.is_set():
             return
+        self.report.polled(self._notified_by, dict(self._state.ids()))
         if notifications:
             if self._apply(notifications):
                 self._succeeded()
@@ -244,6 +250,7 @@ class Poller:
                 continue
             except ApolloError as exc:
                 self._note_error(exc)
+                self.report.failed(exc, 0.0)
                 return
             if result is not None:
                 updates[name] = result
@@ -285,6 +292,7 @@ class Poller:
 
     def _publish_locked(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
+        self.report.published(snapshot, dict(self._state.ids()))
         try:
             if not self.store.publish(snapshot):
                 self._overtake(snapshot)
@@ -365,6 +373,7 @@ class Poller:
     # -- errors and waiting -------------------------------------------------------------------------
     def _failed(self, exc: ApolloError, doing: str) -> None:
         delay = self._backoff.next_delay()
+        self.report.failed(exc, delay)
         self._note_error(exc, suffix=f"; {doing} again in {delay:.1f}s "
                                      f"(attempt {self._backoff.failures})")
         self._wait(delay)

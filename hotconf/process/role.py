@@ -24,16 +24,19 @@ from typing import Callable, Literal, Optional
 
 from ..election import PollerClaim, PollerLock
 from ..options import Settings
+from ..registry import Registry
 from ..runtime import ProcessFacts, threads_problem
 from ..snapshot import Snapshot
 from ..stores import Store
 from ..stores.watch import LossWatch
 from . import standby
 from .poller import Poller
+from .report import PollerReport, ProcessReport
 
 log = logging.getLogger("hotconf")
 
 SAFETY_INTERVAL = 60.0  # a reader compares the store's token this often, in case a push was lost
+BEHIND_INTERVAL = 2.0  # ...and this often while it finds itself behind the store
 GUARD_INTERVAL = 2.0  # the poller's check of its lock file and the cache where inotify is not
 GUARD_FALLBACK = 60.0  # ...and where it is (it wakes on a deletion): in case an event was lost
 LOSS_SETTLE = 0.5  # after a deletion, before putting things back
@@ -80,10 +83,13 @@ class Role:
         self._on_poller = on_poller
         self._stop = threading.Event()
         self._guard_wake = threading.Event()
+        self._safety_wake = threading.Event()
         self._guard_mutex = threading.Lock()  # a guard check and stop() never overlap
         self._ready = threading.Event()
         self._safety: Optional[threading.Thread] = None
         self._token: object = None
+        self.report = ProcessReport(Registry(settings.cache_dir, settings.instance_key), facts,
+                                    settings.instance_key, settings.stale_after)
 
     @property
     def name(self) -> RoleName:
@@ -120,6 +126,7 @@ class Role:
         log.info("hotconf: process %d polls for %s (store: %s)", os.getpid(),
                  self.settings.instance_key, self.store.name)
         poller = self._make_poller(self.settings, self.store)
+        poller.report = PollerReport(self.report.registry)
         self.poller = poller
         poller.load_initial(self._held())
         if not self._ready.is_set():
@@ -131,6 +138,8 @@ class Role:
             self.lock.release()
             return
         poller.start()
+        poller.report.begin(self.settings)
+        self.report.role("poller")
         self._on_poller()
         if self.store.shared:
             files, dirs = self.store.kept_in()
@@ -203,6 +212,7 @@ class Role:
         return not self.claims and self.claim.pending()
 
     def _start_reader(self) -> None:
+        self.report.role("reader")
         self.store.watch(self.refresh)
         log.debug("hotconf: process %d reads %s (store: %s)", os.getpid(),
                   self.settings.instance_key, self.store.name)
@@ -231,6 +241,9 @@ class Role:
     def _deliver(self, snapshot: Snapshot) -> None:
         self._deliver_to(snapshot)
         self._ready.set()
+        held = self._held()
+        if held is not None and not self._stop.is_set():
+            self.report.applied(held)
 
     def refresh(self) -> None:
         """Pick up the newest snapshot this host has."""
@@ -240,6 +253,10 @@ class Role:
         newest = self.store.latest(self._held())
         if newest is not None:
             self._deliver(newest)
+        elif self.store.shared:  # unreadable: are we behind? (the safety net then checks often)
+            self.report.checked(self.store.version())
+            if self.report.behind:
+                self._safety_wake.set()
         # An empty or unreadable store is read again at the next check.
         self._token = token if newest is not None else None
 
@@ -287,12 +304,18 @@ class Role:
 
     def _safety_loop(self) -> None:
         rng = random.Random()
-        while not self._stop.wait(self._interval * (0.75 + 0.5 * rng.random())):
+        while True:
+            self._safety_wake.wait(min(self._interval, BEHIND_INTERVAL) if self.report.behind
+                                   else self._interval * (0.75 + 0.5 * rng.random()))
+            self._safety_wake.clear()
+            if self._stop.is_set():
+                return
             if self.poller is not None:
                 continue
             try:
                 self.store.rewatch()
                 self.check()
+                self.report.checked(self.store.version())
             except Exception:  # noqa: BLE001 - the safety net must outlive any one failure
                 log.exception("hotconf: checking the store failed")
 
@@ -300,6 +323,7 @@ class Role:
     def stop(self) -> None:
         self._stop.set()
         self._guard_wake.set()
+        self._safety_wake.set()
         standby.leave(self.lock.path, self)
         self.claim.withdraw()
         if self.poller is not None:
@@ -307,3 +331,4 @@ class Role:
         self.store.close()
         with self._guard_mutex:
             self.lock.release()
+        self.report.gone()

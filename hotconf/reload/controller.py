@@ -25,8 +25,12 @@ log = logging.getLogger("hotconf")
 class ReloadController:
     def __init__(self, policy: ReloadPolicy, reloader: Reloader, is_poller: Callable[[], bool],
                  clock: Callable[[], float] = time.monotonic,
-                 record: Optional[ReloadRecord] = None):
+                 record: Optional[ReloadRecord] = None,
+                 on_reload: Callable[[str], None] = lambda reason: None):
+        """``on_reload(reason)`` counts each reload fired: ``"change"`` (keys changed) or
+        ``"owed"`` (one a dead poller left pending)."""
         self.policy, self.reloader = policy, reloader
+        self._on_reload = on_reload
         self._is_poller = is_poller
         self._clock = clock
         self._record = record if reloader.server_level else None
@@ -117,10 +121,11 @@ class ReloadController:
                 return
             log.warning("hotconf: firing the reload the previous poller left pending")
             record.clear()
-            self._reload(ReloadRequest({}, pending.summary))
+            self._reload(ReloadRequest({}, pending.summary), reason="owed")
 
-    def _reload(self, request: ReloadRequest) -> None:
+    def _reload(self, request: ReloadRequest, reason: str = "change") -> None:
         log.warning("hotconf: %s because %s changed", self.reloader.description, request.summary)
+        self._on_reload(reason)
         try:
             self.reloader(request)
         except Exception as exc:  # noqa: BLE001 - a failed reload must not kill the poller

@@ -52,6 +52,14 @@ class ReloadRecord:
             return None
         return found
 
+    def peek(self) -> Optional[Pending]:
+        """The reload pending on this host, for whichever server (``hotconf status``)."""
+        try:
+            found = Pending(**json.loads(self.path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+        return found if time.time() - found.since <= EXPIRES_AFTER else None
+
     def set_pending(self, summary: str, due_in: float) -> None:
         now = time.time()
         self._write(Pending(summary, now + max(0.0, due_in), os.getppid(), now))

@@ -32,6 +32,7 @@ log = logging.getLogger("hotconf")
 
 #: pid -> ("arbiter" | "worker" | "other", the arbiter's pid for a worker)
 _seen: Dict[int, Tuple[str, Optional[int]]] = {}
+_ages: Dict[int, int] = {}  # a worker's age (gunicorn numbers the workers it spawns)
 
 
 def _frames() -> Iterator[FrameType]:
@@ -94,6 +95,9 @@ def classify() -> Tuple[str, Optional[int]]:
     if "worker" in seen:
         ppid = getattr(seen["worker"], "ppid", None)
         found = ("worker", ppid if isinstance(ppid, int) and ppid > 0 else None)
+        age = getattr(seen["worker"], "age", None)
+        if isinstance(age, int):
+            _ages[pid] = age
     elif "arbiter" in seen or ("application" in seen and not (
             {"descendant", "a worker's descendant"} & set(seen))):
         found = ("arbiter", None)
@@ -140,7 +144,7 @@ class GunicornServer(Platform):
         if kind == "other":
             return None  # gunicorn is imported here, but this is not its arbiter or worker
         return ProcessFacts(server="gunicorn", gunicorn_arbiter=kind == "arbiter",
-                            gunicorn_arbiter_pid=arbiter_pid)
+                            gunicorn_arbiter_pid=arbiter_pid, worker=_ages.get(os.getpid()))
 
     def server_reloader(self, facts: ProcessFacts) -> Reloader:
         return GunicornReloader(facts.gunicorn_arbiter_pid)

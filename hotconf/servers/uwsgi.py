@@ -170,6 +170,8 @@ class UwsgiServer(Platform):
             uwsgi_version=version.decode() if isinstance(version, bytes) else str(version),
             uwsgi_lazy=bool(_opt("lazy-apps") or _opt("lazy")),
             uwsgi_cache=parse_cache2(_opt("cache2")),
+            worker=worker or None,
+            mule=mule or None,
         )
 
     def prepare(self, arm_all: Callable[[], object]) -> None:

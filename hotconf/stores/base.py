@@ -58,6 +58,11 @@ class Store:
         """Changes whenever a newer snapshot was published; cheap to compute."""
         raise NotImplementedError
 
+    def version(self) -> Optional[int]:
+        """The version of the newest snapshot published, without decoding it (None: unknown,
+        or a store nobody else writes). A process compares it with what it serves."""
+        return None
+
     def holds(self, snapshot: Snapshot) -> bool:
         """The host's copy is there for processes that start now (the poller puts it back
         when a cache dir was deleted or the uWSGI cache wiped)."""

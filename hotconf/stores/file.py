@@ -68,6 +68,9 @@ class FileStore(Store):
     def token(self) -> Any:
         return self.cache.token()
 
+    def version(self) -> Optional[int]:
+        return self.cache.version()
+
     def holds(self, snapshot: Snapshot) -> bool:
         return self.cache.holds(snapshot)
 

@@ -85,6 +85,10 @@ class LayeredStore(Store):
         # must find a changed token even while the front's is still the old one.
         return self.front.token(), self.cache.token()
 
+    def version(self) -> Optional[int]:
+        versions = [v for v in (self.front.version(), self.cache.version()) if v is not None]
+        return max(versions) if versions else None
+
     def holds(self, snapshot: Snapshot) -> bool:
         return self.cache.holds(snapshot) and self.front.holds(snapshot)
 

@@ -149,6 +149,9 @@ class UwsgiCacheStore(Store):
     def token(self) -> Any:
         return self.api.cache_get(self._version_key, self.cache_name)
 
+    def version(self) -> Optional[int]:
+        return _version_of(self.token())
+
     def holds(self, snapshot: Snapshot) -> bool:
         # A snapshot this cache refused is not "lost": putting it back would only fail again.
         return snapshot.version == self._refused or self.token() is not None

@@ -105,13 +105,16 @@ def test_status_shows_what_the_host_holds(published, devserver):
         cfg.get("timeout")
         out = run("status", "--json", env=published)
         info = json.loads(out.stdout)
-        assert out.returncode == 0 and info["poller_pid"] == os.getpid()
-        assert info["snapshot"]["release_keys"]["application"] == cfg.namespace().release_key
+        assert out.returncode == 0 and info["poller"]["pid"] == os.getpid()
+        assert info["host"]["releases"]["application"] == cfg.namespace().release_key
+        assert [p["pid"] for p in info["processes"]] == [os.getpid()]
+        assert info["processes"][0]["releases"] == info["host"]["releases"]
         text = run("status", env=published).stdout
         assert f"poller: process {os.getpid()}" in text and "application: release" in text
         assert "hunter2" not in text
-    text = run("status", env=published).stdout
-    assert "none running on this host" in text
+    out = run("status", env=published)  # stopped: its row is gone, nobody polls
+    assert "none running on this host" in out.stdout and str(os.getpid()) not in out.stdout
+    assert out.returncode == 1
 
 
 def test_reload_through_a_fifo(tmp_path):

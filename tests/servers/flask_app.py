@@ -30,7 +30,7 @@ class Connection:
 connection = Connection(cfg.get("db.url")) if GREETING_AT_IMPORT is not None else None
 
 app = Flask(__name__)
-HotConf(app, cfg)
+HotConf(app, cfg, metrics_path="/metrics")
 changes = []
 cfg.on_change(lambda event: changes.append(event.release_key))
 

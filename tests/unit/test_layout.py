@@ -44,6 +44,9 @@ FLOORS: Dict[str, int] = {
     "hotconf.election": EDGES,
     "hotconf.blocking": EDGES,
     "hotconf.pathlocks": GROUND,
+    "hotconf.status": GROUND,
+    "hotconf.registry": EDGES,
+    "hotconf.metrics": EDGES,
     "hotconf.reload.actions": EDGES,
     "hotconf.reload.record": EDGES,
     "hotconf.process": ROLE,
@@ -189,6 +192,11 @@ def test_only_servers_and_the_cli_reload_command_send_signals():
             for fn in ast.walk(tree):
                 if isinstance(fn, ast.FunctionDef) and fn.name == "cmd_reload":
                     allowed |= {n.lineno for n in ast.walk(fn) if hasattr(n, "lineno")}
+        for node in ast.walk(tree):
+            # kill(pid, 0) sends nothing: it asks whether the process exists (the registry)
+            if (isinstance(node, ast.Call) and len(node.args) == 2
+                    and isinstance(node.args[1], ast.Constant) and node.args[1].value == 0):
+                allowed.add(node.lineno)
         for node in ast.walk(tree):
             if getattr(node, "lineno", None) in allowed:
                 continue

@@ -43,6 +43,7 @@ class Process:
 
 
 def make_role(settings, apollo, kind="file", competes=True, interval=3600.0, claims=False):
+    """A Role of a simulated process, with a fake Apollo behind its poller."""
     proc = Process()
 
     def make_poller(s, store):
@@ -415,3 +416,30 @@ def test_a_claimant_that_died_blocks_nobody(settings, tmp_path):
         if pid:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def test_a_reader_behind_the_store_says_so_once_and_when_it_caught_up(tmp_path, apollo, caplog):
+    """It cannot read the host's newer snapshot (here: its store answers nothing): past the
+    bound it logs one warning, shows in its status, and logs again once it has caught up."""
+    settings = Settings.resolve(app_id="demo", config_service="http://apollo.test",
+                                cache_dir=tmp_path / "cache", environ={}, stale_after=0.5)
+    poller, _ = make_role(settings, apollo)
+    reader, proc = make_role(settings, apollo)
+    try:
+        poller.start()
+        reader.start()
+        assert reader.name == "reader"
+        real_latest = reader.store.latest
+        reader.store.latest = lambda previous=None: None  # the new snapshot does not decode
+        apollo.publish("application", {"k": "v2"})
+        wait_until(lambda: "is behind the host" in caplog.text, timeout=10,
+                   message="the warning")
+        assert proc.held.namespaces["application"]["k"] == "v1"
+        assert reader.report.behind and caplog.text.count("is behind the host") == 1
+        reader.store.latest = real_latest
+        wait_until(lambda: "caught up" in caplog.text, timeout=10, message="the all-clear")
+        assert proc.held.namespaces["application"]["k"] == "v2" and not reader.report.behind
+        assert caplog.text.count("is behind the host") == 1
+    finally:
+        reader.stop()
+        poller.stop()

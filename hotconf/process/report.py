@@ -1,0 +1,173 @@
+"""This process's entries in the host registry: its own record (``ProcessReport``) and, while it
+polls, the poller's health (``PollerReport``).
+
+Records are written when something changes (armed, a snapshot applied, a role change, a reload
+fired) and when the safety net checks the store (about once a minute), never from a read:
+``cfg.get`` does not touch them, and a release costs each process one small file write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import replace
+from typing import Callable, Optional
+
+from .._version import __version__
+from ..errors import ApolloError, AuthError, HTTPStatusError, NotFoundError, ProtocolError, TransportError
+from ..masking import mask_text
+from ..options import Settings
+from ..registry import Registry, process_started
+from ..runtime import ProcessFacts
+from ..snapshot import Snapshot
+from ..status import PollerHealth, ProcessRecord
+
+log = logging.getLogger("hotconf")
+
+#: A healthy poller's record is rewritten at most this often (its polls may be answered often).
+POLLER_WRITE_EVERY = 5.0
+
+
+class ProcessReport:
+    def __init__(self, registry: Registry, facts: ProcessFacts, instance_key: str,
+                 stale_after: float, clock: Callable[[], float] = time.time):
+        pid = os.getpid()
+        self.registry = registry
+        self._clock = clock
+        self._key = instance_key
+        self._stale_after = stale_after
+        self._lock = threading.Lock()
+        self._warned_behind = False
+        self._store_version: Optional[int] = None
+        self.record = ProcessRecord(
+            pid=pid, role="idle", server=facts.server, worker=facts.worker, mule=facts.mule,
+            started=process_started(pid), armed_at=clock(), hotconf_version=__version__)
+
+    def _update(self, **changes: object) -> ProcessRecord:
+        with self._lock:
+            self.record = replace(self.record, **changes)  # type: ignore[arg-type]
+            record = self.record
+        self.registry.write_process(record)
+        return record
+
+    def role(self, name: str) -> None:
+        if name != self.record.role:
+            self._update(role=name)
+
+    def applied(self, snapshot: Snapshot) -> None:
+        now = self._clock()
+        record = self.record
+        if record.version is not None and not snapshot.newer_than(record.version):
+            return
+        delivery = record.delivery
+        if record.version is not None and snapshot.created_at > 0:
+            # Release fetched by the poller (it stamps the snapshot) -> applied here. The first
+            # snapshot a process loads is not a delivery: it may have been written long ago.
+            delivery = delivery.add(now - snapshot.created_at)
+        self._update(version=snapshot.version, releases=snapshot.release_keys,
+                     applied_at=now, last_check=now, delivery=delivery,
+                     behind_since=self._behind_since(snapshot.version, self._store_version))
+        self._say_if_caught_up()
+
+    def checked(self, store_version: Optional[int]) -> None:
+        """The safety net (or a request) compared the store with what this process holds."""
+        self._store_version = store_version
+        held = self.record.version
+        self._update(last_check=self._clock(), behind_since=self._behind_since(held, store_version))
+        self._say_if_behind(store_version)
+        self._say_if_caught_up()
+
+    def _behind_since(self, held: Optional[int], store: Optional[int]) -> Optional[float]:
+        if store is None or (held is not None and held >= store):
+            return None
+        return self.record.behind_since or self._clock()
+
+    @property
+    def behind(self) -> bool:
+        return self.record.behind_since is not None
+
+    def _say_if_behind(self, store_version: Optional[int]) -> None:
+        since = self.record.behind_since
+        if since is None or self._warned_behind or self._clock() - since <= self._stale_after:
+            return
+        self._warned_behind = True
+        releases = ", ".join(f"{n}@{k}" for n, k in self.record.releases.items()) or "nothing"
+        log.warning("hotconf: process %d is behind the host for %s for %.0f s: it serves "
+                    "snapshot v%s (%s) and the host has v%s. It keeps trying; see `hotconf "
+                    "status`", self.record.pid, self._key, self._clock() - since,
+                    self.record.version, releases, store_version)
+
+    def _say_if_caught_up(self) -> None:
+        if self._warned_behind and self.record.behind_since is None:
+            self._warned_behind = False
+            log.warning("hotconf: process %d caught up for %s: it serves snapshot v%s",
+                        self.record.pid, self._key, self.record.version)
+
+    def reloaded(self, reason: str) -> None:
+        reloads = dict(self.record.reloads)
+        reloads[reason] = reloads.get(reason, 0) + 1
+        self._update(reloads=reloads)
+
+    def gone(self) -> None:
+        self.registry.remove_process(self.record.pid)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``kind`` label of ``hotconf_poll_errors_total``."""
+    if isinstance(exc, TransportError):
+        return "transport"
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, NotFoundError):
+        return "not_found"
+    if isinstance(exc, HTTPStatusError):
+        return "http"
+    if isinstance(exc, ProtocolError):
+        return "protocol"
+    return "other"
+
+
+class PollerReport:
+    """The poller's health, kept current in the registry while this process polls."""
+
+    def __init__(self, registry: Optional[Registry], clock: Callable[[], float] = time.time):
+        pid = os.getpid()
+        self.registry = registry
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._written = 0.0
+        self.health = PollerHealth(pid=pid, started=process_started(pid), since=clock())
+
+    def _update(self, health: PollerHealth, urgent: bool = True) -> None:
+        with self._lock:
+            self.health = health
+            now = self._clock()
+            if not urgent and now - self._written < POLLER_WRITE_EVERY:
+                return
+            self._written = now
+        if self.registry is not None:
+            self.registry.write_poller(health)
+
+    def begin(self, settings: Settings) -> None:
+        """On becoming the poller: say so at once (a stand-in's record would still be there)."""
+        service = (settings.config_services or settings.meta_servers or (None,))[0]
+        self._update(replace(self.health, config_service=self.health.config_service or service))
+
+    def polled(self, service: Optional[str], notifications: dict) -> None:
+        health = self.health
+        recovered = health.failing_since is not None
+        self._update(replace(health.succeeded(self._clock()), config_service=service,
+                             notifications=dict(notifications)), urgent=recovered)
+
+    def fetched(self) -> None:
+        self._update(self.health.succeeded(self._clock(), fetched=True), urgent=False)
+
+    def failed(self, exc: ApolloError, backoff: float) -> None:
+        self._update(self.health.failed(error_kind(exc), mask_text(str(exc)), self._clock(),
+                                        backoff))
+
+    def published(self, snapshot: Snapshot, notifications: dict) -> None:
+        self._update(replace(self.health.published(snapshot.version, snapshot.created_at),
+                             notifications=dict(notifications)))
