@@ -189,7 +189,9 @@ class PollerClaim:
 
     def __init__(self, lock_path: Path):
         lock_path = Path(lock_path)
-        self.path = lock_path.with_name(lock_path.name.replace(".lock", "") + ".claim")
+        stem = lock_path.name[:-len(".lock")] if lock_path.name.endswith(".lock") else \
+            lock_path.name
+        self.path = lock_path.with_name(stem + ".claim")
         self._fd: Optional[int] = None
         self._pid = 0
         _CLAIMS.add(self)
@@ -240,8 +242,8 @@ class PollerClaim:
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
+        except OSError as exc:
+            return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
         finally:
             os.close(fd)  # drops our shared lock, if we got it
         return False

@@ -36,6 +36,10 @@ def competes_for_poller(facts: ProcessFacts, poller: str) -> bool:
     """May this process become the host's poller? With ``poller="mule"`` uWSGI workers still
     may, but only while no mule claims the role (``claims_poller``): they stand in while uWSGI
     respawns a mule that died, so the host never waits for the respawn."""
+    if facts.server == "uwsgi" and not facts.uwsgi_threads and not facts.uwsgi_mule:
+        # A worker without threads would hold the lock and never poll (a mule's threads run
+        # while run_mule waits, so a mule still may).
+        return False
     return not will_fork(facts) and poller != POLLER_NEVER
 
 

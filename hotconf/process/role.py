@@ -212,6 +212,8 @@ class Role:
         return not self.claims and self.claim.pending()
 
     def _start_reader(self) -> None:
+        if self._stop.is_set():  # stopped while stepping down: stand by for nobody
+            return
         self.report.role("reader")
         self.store.watch(self.refresh)
         log.debug("hotconf: process %d reads %s (store: %s)", os.getpid(),
@@ -290,7 +292,8 @@ class Role:
             with self._guard_mutex:
                 self.lock.release()
                 if not self._stop.is_set():
-                    self._stand_by()
+                    # No claim while it cannot poll: workers must not yield to it meanwhile.
+                    standby.stand_by(self.lock.path, self)
             raise
         return True
 

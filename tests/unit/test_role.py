@@ -443,3 +443,11 @@ def test_a_reader_behind_the_store_says_so_once_and_when_it_caught_up(tmp_path, 
     finally:
         reader.stop()
         poller.stop()
+
+
+def test_the_claim_of_one_app_never_names_another_apps(tmp_path):
+    one = PollerClaim(tmp_path / "my.lockservice+default+855de723.poller.lock")
+    other = PollerClaim(tmp_path / "myservice+default+855de723.poller.lock")
+    assert one.path != other.path and one.path.name.endswith(".poller.claim")
+    assert one.stake() and not other.pending()
+    one.withdraw()

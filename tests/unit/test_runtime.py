@@ -88,3 +88,12 @@ def test_threads_off_in_old_uwsgi_says_exactly_what_to_add():
 ])
 def test_parse_cache2_option(value, expected):
     assert parse_cache2(value) == expected
+
+
+def test_a_uwsgi_worker_without_threads_never_competes():
+    """It would hold the poller lock and never poll; the mule (whose threads run) still may."""
+    no_threads = ProcessFacts(server="uwsgi", uwsgi_threads=False)
+    for mode in ("auto", "mule"):
+        assert not competes_for_poller(no_threads, mode)
+        assert competes_for_poller(ProcessFacts(server="uwsgi", uwsgi_mule=True,
+                                                uwsgi_threads=False), mode)
