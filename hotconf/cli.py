@@ -509,7 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="namespace (repeatable; default: application)")
     watch.set_defaults(func=cmd_watch)
 
-    status = sub.add_parser("status", parents=[client], help="what every process serves",
+    host = argparse.ArgumentParser(add_help=False)  # what status and metrics share
+    host.add_argument("-n", "--namespace", action="append",
+                      help="namespace (repeatable; default: application)")
+    host.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
+                      help=f"the bound for STALE processes and a failing poller (default "
+                           f"{STALE_AFTER:g})")
+
+    status = sub.add_parser("status", parents=[client, host], help="what every process serves",
                             description="Show the snapshot this host holds, the poller's "
                                         "health, and one row per process with the releases it "
                                         "serves; STALE where a process serves an older release "
@@ -517,25 +524,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "the app's --namespace list. Exit 0 if all is current, "
                                         "5 if a process is stale or the poller has failed for "
                                         "longer than --stale-after (a health probe), 1 if "
-                                        "nothing on this host loaded the configuration.")
-    status.add_argument("-n", "--namespace", action="append",
-                        help="namespace (repeatable; default: application)")
-    status.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
-                        help=f"the bound for STALE and a failing poller (default "
-                             f"{STALE_AFTER:g})")
+                                        "no process on this host serves it.")
     status.add_argument("--watch", type=_seconds, nargs="?", const=2.0, default=None,
                         metavar="SECONDS", help="refresh every SECONDS (default 2) until Ctrl-C")
     status.set_defaults(func=cmd_status)
 
-    metrics = sub.add_parser("metrics", parents=[client], help="host-wide Prometheus metrics",
+    metrics = sub.add_parser("metrics", parents=[client, host],
+                             help="host-wide Prometheus metrics",
                              description="Print this host's metrics for the app in the "
                                          "Prometheus text format (for node_exporter's textfile "
                                          "collector). Needs prometheus_client: pip install "
                                          "'hotconf[metrics]'.")
-    metrics.add_argument("-n", "--namespace", action="append",
-                         help="namespace (repeatable; default: application)")
-    metrics.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
-                         help=f"the bound for stale processes (default {STALE_AFTER:g})")
     metrics.set_defaults(func=cmd_metrics)
 
     reload = sub.add_parser("reload", help="gracefully reload uWSGI or gunicorn",

@@ -6,7 +6,9 @@ atomically (temp file + rename, no fsync: it describes processes that are runnin
 shared store is, so that ``hotconf status`` and a probe in another process can read them, and
 so their writes wake nobody: readers watch the cache directory's index, and inotify does not
 report what happens in a subdirectory. Records of dead processes (or of a pid since reused,
-told by the process's start time) are skipped and removed by whoever reads them.
+told by the process's start time) are skipped and removed by whoever reads them. A record
+written in another pid namespace (a container's, read from the host through a shared volume)
+names a pid the reader cannot check: it is shown, never removed.
 """
 
 from __future__ import annotations
@@ -43,7 +45,18 @@ def process_started(pid: int) -> Optional[int]:
         return None
 
 
-def alive(pid: int, started: Optional[int]) -> bool:
+def pid_namespace(pid: object = "self") -> Optional[int]:
+    """The pid namespace of a process (its /proc inode), None where unknown."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def alive(pid: int, started: Optional[int], pidns: Optional[int] = None) -> Optional[bool]:
+    """True or False, or None when ``pid`` is another pid namespace's (it cannot be checked)."""
+    if pidns is not None and pidns != pid_namespace():
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,7 +120,8 @@ class Registry:
             record = ProcessRecord.from_dict(_read_json(self.dir / name))
             if record is None:
                 continue
-            if not alive(record.pid, record.started):
+            living = alive(record.pid, record.started, record.pidns)
+            if living is False:
                 if prune:
                     self.remove_process(record.pid)
                 continue
@@ -117,7 +131,7 @@ class Registry:
     def poller(self) -> Optional[PollerHealth]:
         """The poller's health, if the process that wrote it is alive."""
         health = PollerHealth.from_dict(_read_json(self.dir / POLLER_FILE))
-        if health is None or not alive(health.pid, health.started):
+        if health is None or alive(health.pid, health.started, health.pidns) is False:
             return None
         return health
 

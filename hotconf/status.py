@@ -83,6 +83,7 @@ class ProcessRecord:
     worker: Optional[int] = None  # uWSGI worker id, gunicorn worker age
     mule: Optional[int] = None  # uWSGI mule id
     started: Optional[int] = None  # the process's start time (/proc), to tell a reused pid
+    pidns: Optional[int] = None  # its pid namespace (/proc), to tell whose pid this is
     armed_at: float = 0.0
     version: Optional[int] = None  # the snapshot it serves
     releases: Mapping[str, Optional[str]] = field(default_factory=dict)  # namespace -> key
@@ -96,7 +97,8 @@ class ProcessRecord:
     def to_dict(self) -> Dict[str, Any]:
         return {"format": PROCESS_FORMAT, "pid": self.pid, "role": self.role,
                 "server": self.server, "worker": self.worker, "mule": self.mule,
-                "started": self.started, "armed_at": self.armed_at, "version": self.version,
+                "started": self.started, "pidns": self.pidns, "armed_at": self.armed_at,
+                "version": self.version,
                 "releases": dict(self.releases), "applied_at": self.applied_at,
                 "last_check": self.last_check, "behind_since": self.behind_since,
                 "delivery": self.delivery.to_dict(), "reloads": dict(self.reloads),
@@ -115,7 +117,8 @@ class ProcessRecord:
         return cls(
             pid=pid, role=role, server=_str(raw.get("server"), "other"),
             worker=_int(raw.get("worker")), mule=_int(raw.get("mule")),
-            started=_int(raw.get("started")), armed_at=_num(raw.get("armed_at")) or 0.0,
+            started=_int(raw.get("started")), pidns=_int(raw.get("pidns")),
+            armed_at=_num(raw.get("armed_at")) or 0.0,
             version=_int(raw.get("version")),
             releases={str(k): (v if isinstance(v, str) else None)
                       for k, v in releases.items()} if isinstance(releases, dict) else {},
@@ -133,6 +136,7 @@ class PollerHealth:
 
     pid: int
     started: Optional[int] = None
+    pidns: Optional[int] = None
     config_service: Optional[str] = None
     since: float = 0.0  # polling since
     last_success: Optional[float] = None  # a poll answered (304 included) or a fetch done
@@ -164,6 +168,7 @@ class PollerHealth:
 
     def to_dict(self) -> Dict[str, Any]:
         return {"format": POLLER_FORMAT, "pid": self.pid, "started": self.started,
+                "pidns": self.pidns,
                 "config_service": self.config_service, "since": self.since,
                 "last_success": self.last_success, "last_poll": self.last_poll,
                 "last_fetch": self.last_fetch, "error": self.error,
@@ -181,7 +186,7 @@ class PollerHealth:
             return None
         notes, errors, history = raw.get("notifications"), raw.get("errors"), raw.get("history")
         return cls(
-            pid=pid, started=_int(raw.get("started")),
+            pid=pid, started=_int(raw.get("started")), pidns=_int(raw.get("pidns")),
             config_service=_str(raw.get("config_service"), None),
             since=_num(raw.get("since")) or 0.0, last_success=_num(raw.get("last_success")),
             last_poll=_num(raw.get("last_poll")), last_fetch=_num(raw.get("last_fetch")),

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import ApolloError, AuthError, HTTPStatusError, NotFoundError, ProtocolError, TransportError
 from ..masking import mask_text
 from ..options import Settings
-from ..registry import Registry, process_started
+from ..registry import Registry, pid_namespace, process_started
 from ..runtime import ProcessFacts
 from ..snapshot import Snapshot
 from ..status import PollerHealth, ProcessRecord
@@ -43,7 +43,8 @@ class ProcessReport:
         self._store_version: Optional[int] = None
         self.record = ProcessRecord(
             pid=pid, role="idle", server=facts.server, worker=facts.worker, mule=facts.mule,
-            started=process_started(pid), armed_at=clock(), hotconf_version=__version__)
+            started=process_started(pid), pidns=pid_namespace(), armed_at=clock(),
+            hotconf_version=__version__)
 
     def _update(self, **changes: object) -> ProcessRecord:
         with self._lock:
@@ -138,7 +139,8 @@ class PollerReport:
         self._clock = clock
         self._lock = threading.Lock()
         self._written = 0.0
-        self.health = PollerHealth(pid=pid, started=process_started(pid), since=clock())
+        self.health = PollerHealth(pid=pid, started=process_started(pid),
+                                   pidns=pid_namespace(), since=clock())
 
     def _update(self, health: PollerHealth, urgent: bool = True) -> None:
         with self._lock:

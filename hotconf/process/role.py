@@ -277,7 +277,7 @@ class Role:
                 return False  # (the waiter lets a claimant have it, see standby)
             self.lock = lock
         standby.leave(lock.path, self)
-        self.claim.withdraw()  # ours: nothing left to claim (staked again if this fails)
+        self.claim.withdraw()  # ours now (a mule whose takeover fails stands by unclaimed)
         if not self.claims:  # (a mule's is the normal way in: _become_poller says it)
             log.warning("hotconf: process %d takes over polling for %s (the previous poller "
                         "is gone)", os.getpid(), self.settings.instance_key)
