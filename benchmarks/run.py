@@ -45,6 +45,7 @@ from hotconf import Config  # noqa: E402
 from hotconf.cache import LocalCache  # noqa: E402
 from hotconf.devserver import DevServer  # noqa: E402
 from hotconf.devserver.state import DevState  # noqa: E402
+from hotconf.process.binding import STAND_IN_GRACE  # noqa: E402
 from hotconf.snapshot import NamespaceSnapshot, Snapshot, diff  # noqa: E402
 from tests.servers_harness import (  # noqa: E402
     UWSGI,
@@ -782,6 +783,7 @@ def takeover(b: Bench) -> dict:
         server = b.uwsgi(client, app_id, workers)
         rows = []
         try:
+            time.sleep(STAND_IN_GRACE)  # with a mule, workers stand by once this has passed
             for i in range(1, repetitions + 1):
                 settle(b, server, workers, f"t{i - 1}", mule=client == "hotconf")
                 server.worker_pids = {p for p in server.worker_pids if pid_alive(p)} | set(

@@ -71,6 +71,13 @@ class PollerLock:
         self._take(fd)
         return True
 
+    def check_usable(self) -> None:
+        """Raise OSError if the lock file cannot be opened or created (as ``try_acquire``
+        would), without taking the lock."""
+        fd = self._open(0.0)
+        if fd is not None:
+            os.close(fd)
+
     def open_for_wait(self, create_missing_after: float = RECREATE_AFTER) -> Optional[int]:
         """A descriptor of the lock file for a standby to wait on (``wait`` then ``adopt``);
         None while the file is missing and younger than ``create_missing_after`` s of absence."""

@@ -33,9 +33,9 @@ def will_fork(facts: ProcessFacts) -> bool:
 
 
 def competes_for_poller(facts: ProcessFacts, poller: str) -> bool:
-    """May this process become the host's poller? With ``poller="mule"`` uWSGI workers still
-    may, but only while no mule claims the role (``claims_poller``): they stand in while uWSGI
-    respawns a mule that died, so the host never waits for the respawn."""
+    """May this process become the host's poller? Workers always may, but hand the role to a
+    hotconf mule that claims it (``claims_poller``): so they stand in while uWSGI respawns a
+    mule that died, and the host never waits for the respawn."""
     if facts.server == "uwsgi" and not facts.uwsgi_threads and not facts.uwsgi_mule:
         # A worker without threads would hold the lock and never poll (a mule's threads run
         # while run_mule waits, so a mule still may).
@@ -43,10 +43,17 @@ def competes_for_poller(facts: ProcessFacts, poller: str) -> bool:
     return not will_fork(facts) and poller != POLLER_NEVER
 
 
-def claims_poller(facts: ProcessFacts, poller: str) -> bool:
+def claims_poller(facts: ProcessFacts, run_mule: bool) -> bool:
     """Is this process the host's preferred poller, that others hand the role back to? A uWSGI
-    mule is: the operator set it aside for this work, away from the requests."""
-    return competes_for_poller(facts, poller) and facts.server == "uwsgi" and facts.uwsgi_mule
+    mule running hotconf's ``run_mule`` is: the operator set it aside for this work. Not any
+    mule: an app's task mule may hold the GIL for seconds, or exit and be respawned often."""
+    return run_mule and facts.server == "uwsgi" and facts.uwsgi_mule
+
+
+def stands_in_only(facts: ProcessFacts, poller: str) -> bool:
+    """With ``poller="mule"`` a uWSGI worker leaves the start to the mule (it arms a moment
+    later than the workers): it competes only after a grace, then stands in as any worker."""
+    return poller == POLLER_MULE and facts.server == "uwsgi" and not facts.uwsgi_mule
 
 
 def store_kind(facts: ProcessFacts, requested: str) -> str:

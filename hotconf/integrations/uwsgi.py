@@ -4,6 +4,7 @@ In uwsgi.ini (see uwsgi.ini.example for every option explained):
 
     cache2 = name=hotconf,items=16,blocksize=1048576   ; the shared snapshot
     mule = hotconf_mule.py                             ; the poller, out of the workers' way
+    env = HOTCONF_POLLER=mule                          ; workers leave the start to it
 
 (uWSGI has no inline comments: put those on lines of their own.) The mule is the host's
 preferred poller: a worker polls only while the mule is down, from the moment it dies until

@@ -30,7 +30,7 @@ from ..errors import ApolloError, ConfigUnavailableError
 from ..options import Options
 from ..reload.controller import ReloadController
 from ..reload.record import ReloadRecord
-from ..runtime import claims_poller, competes_for_poller, will_fork
+from ..runtime import claims_poller, competes_for_poller, stands_in_only, will_fork
 from ..snapshot import Snapshot
 from ..status import ProcessRecord, Status
 from ..stores import open_local_store
@@ -40,6 +40,10 @@ from .role import Role, RoleName
 from .shared import SharedRole, shared_role
 
 log = logging.getLogger("hotconf")
+
+#: With poller="mule", how long a uWSGI worker leaves the start to the mule before it competes
+#: (a mule arms within a second of the workers; if none comes, a worker polls after this).
+STAND_IN_GRACE = 3.0
 
 
 class Reader(Protocol):
@@ -153,6 +157,8 @@ class Binding:
         with self._process_lock():
             own = self._own_role()
             if own is not None:
+                if as_mule and claims_poller(own.facts, True):
+                    own.prefer()
                 return own
             server, facts = platform.current()
             options = self.options
@@ -167,7 +173,9 @@ class Binding:
                                 competes_for_poller(facts, poller_mode), shared.deliver,
                                 held=lambda: shared.held, on_poller=shared.polling,
                                 fallback_store=partial(open_local_store, "memory", self.cache),
-                                claims=claims_poller(facts, poller_mode))
+                                claims=claims_poller(facts, as_mule),
+                                stand_in_after=STAND_IN_GRACE if stands_in_only(
+                                    facts, poller_mode) else 0.0)
                     try:
                         role.start()
                     except Exception as exc:  # noqa: BLE001 - all or nothing, then retry

@@ -61,11 +61,14 @@ class Role:
         on_poller: Callable[[], None] = lambda: None,  # on becoming poller, or a lock put back
         make_poller: Callable[[Settings, Store], Poller] = Poller,
         claims: bool = False,
+        stand_in_after: float = 0.0,
     ):
         """``deliver`` receives every newer snapshot; ``held`` says which one the process holds
         (unchanged namespaces are reused); ``fallback_store`` is used when the host's lock
         directory is unusable (this process then polls for itself); ``claims``: this process
-        is the preferred poller (a mule), others hand the role back to it."""
+        is the preferred poller (hotconf's mule), others hand the role back to it;
+        ``stand_in_after``: compete only after so many seconds (a worker leaving the start to
+        the mule, which arms a moment later)."""
         self.pid = os.getpid()
         self.settings, self.facts = settings, facts
         self.store = store
@@ -73,6 +76,8 @@ class Role:
         self.lock = PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock")
         self.claims = claims
         self.claim = PollerClaim(self.lock.path)
+        self._stand_in_after = stand_in_after
+        self._grace: Optional[threading.Timer] = None
         self.poller: Optional[Poller] = None
         self._deliver_to = deliver
         self._held = held
@@ -106,7 +111,11 @@ class Role:
             # host whose workers live shorter than the wait (max-requests) with no poller. If a
             # poller still held a deleted one, its guard steps down within a second.
             try:
-                won = self.competes and not self._should_yield() and self.lock.try_acquire()
+                if self.competes and self._stand_in_after > 0:
+                    self.lock.check_usable()
+                    won = False
+                else:
+                    won = self.competes and not self._should_yield() and self.lock.try_acquire()
             except OSError as exc:
                 if self._fallback_store is None:
                     raise
@@ -224,7 +233,30 @@ class Role:
                                             daemon=True)
             self._safety.start()
         if self.competes and self.store.shared:
-            self._stand_by()
+            if self._stand_in_after > 0:
+                self._grace = threading.Timer(self._stand_in_after, self._end_grace)
+                self._grace.daemon, self._grace.name = True, "hotconf-stand-in-grace"
+                self._grace.start()
+            else:
+                self._stand_by()
+
+    def _end_grace(self) -> None:
+        self._stand_in_after = 0.0
+        with self._guard_mutex:
+            if not self._stop.is_set() and self.poller is None:
+                self._stand_by()
+
+    def prefer(self) -> None:
+        """``run_mule`` in a process already armed (a read at import, the post-fork hook, even
+        under ``poller="never"``): it becomes the preferred poller, claiming the role."""
+        with self._guard_mutex:
+            if self._stop.is_set() or self.claims:
+                return
+            self.claims = self.competes = True
+            self._stand_in_after = 0.0
+            standing_by = self.poller is None and self.store.shared
+            if standing_by:
+                self._stand_by()
 
     def _stand_by(self) -> None:
         self._stake_claim()
@@ -325,6 +357,8 @@ class Role:
     # -- stopping ---------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
+        if self._grace is not None:
+            self._grace.cancel()
         self._guard_wake.set()
         self._safety_wake.set()
         standby.leave(self.lock.path, self)

@@ -58,7 +58,8 @@ def stand_by(path: Path, candidate: Candidate) -> None:
         start = waiter is None
         if waiter is None:
             waiter = _WAITERS[key] = _Waiter(path)
-        waiter.candidates.append(candidate)
+        if candidate not in waiter.candidates:
+            waiter.candidates.append(candidate)
         waiter.nobody.clear()
     if start:
         threading.Thread(target=_wait, args=(waiter, key), name="hotconf-standby",

@@ -7,6 +7,9 @@ import time
 
 import pytest
 
+from hotconf.election import PollerClaim, PollerLock
+from hotconf.options import Settings
+from hotconf.process.binding import STAND_IN_GRACE
 from tests.helpers import free_port, wait_until
 from tests.servers_harness import (
     BIN,
@@ -109,6 +112,7 @@ def test_uwsgi_mule_killed_a_worker_stands_in_then_hands_the_role_back(apollo, a
         mule = wait_until(lambda: (p := poller_pid(env["APP_ID"], apollo.url, tmp_path / "c"))
                           and p not in workers and p, timeout=10, message="the mule to poll")
         assert_one_long_poll(apollo, env["APP_ID"])
+        time.sleep(STAND_IN_GRACE)  # a timer by design: workers stand by once it has passed
         os.kill(mule, signal.SIGKILL)
         killed = time.monotonic()
         stand_in = wait_until(lambda: (p := poller_pid(env["APP_ID"], apollo.url,
@@ -125,6 +129,33 @@ def test_uwsgi_mule_killed_a_worker_stands_in_then_hands_the_role_back(apollo, a
         assert_one_long_poll(apollo, env["APP_ID"], handovers=True)
         answers = release_reaches_every_worker(apollo, env, server.url, 4, "mule-is-back")
         assert {a["role"] for a in answers.values()} == {"reader"}
+        assert_one_long_poll(apollo, env["APP_ID"])
+
+
+def test_uwsgi_an_apps_task_mule_claims_nothing(apollo, app_env, tmp_path):
+    """Only hotconf's run_mule is the preferred poller: a task mule that reads the config (it
+    may hold the GIL for seconds, or exit often) never makes the workers yield to it."""
+    with uwsgi(free_port(), tmp_path, app_env, "--cache2", CACHE2, "--mule=task_mule.py") as server:
+        every_worker(server.url, 4, want=lambda a: a["greeting"] == "hello")
+        settings = Settings.resolve(app_id=app_env["APP_ID"], server=apollo.url,
+                                    cache_dir=tmp_path / "c", environ={})
+        lock = settings.cache_dir / f"{settings.instance_key}.poller.lock"
+        wait_until(lambda: PollerLock(lock).holder_pid(), message="a poller")
+        time.sleep(1.0)  # the task mule has armed (post-fork hook, its read)
+        assert not PollerClaim(lock).pending()
+        release_reaches_every_worker(apollo, app_env, server.url, 4, "second")
+        assert_one_long_poll(apollo, app_env["APP_ID"])
+
+
+def test_uwsgi_hotconf_mule_polls_even_under_poller_never(apollo, app_env, tmp_path):
+    """HOTCONF_POLLER=never keeps the workers from polling; run_mule still polls."""
+    env = {**app_env, "HOTCONF_POLLER": "never"}
+    with uwsgi(free_port(), tmp_path, env, "--cache2", CACHE2, "--mule=hotconf_mule.py") as server:
+        workers = set(every_worker(server.url, 4, want=lambda a: a["greeting"] == "hello"))
+        mule = wait_until(lambda: (p := poller_pid(env["APP_ID"], apollo.url, tmp_path / "c"))
+                          and p not in workers and p, timeout=10, message="the mule to poll")
+        assert pid_alive(mule)
+        release_reaches_every_worker(apollo, env, server.url, 4, "second")
         assert_one_long_poll(apollo, env["APP_ID"])
 
 

@@ -42,7 +42,8 @@ class Process:
             self.delivered.append(snapshot.version)
 
 
-def make_role(settings, apollo, kind="file", competes=True, interval=3600.0, claims=False):
+def make_role(settings, apollo, kind="file", competes=True, interval=3600.0, claims=False,
+              stand_in_after=0.0):
     """A Role of a simulated process, with a fake Apollo behind its poller."""
     proc = Process()
 
@@ -64,7 +65,7 @@ def make_role(settings, apollo, kind="file", competes=True, interval=3600.0, cla
                 fallback_store=lambda: open_local_store("memory",
                                                         LocalCache.for_settings(settings)),
                 safety_interval=interval, guard_interval=interval, make_poller=make_poller,
-                claims=claims)
+                claims=claims, stand_in_after=stand_in_after)
     return role, proc
 
 
@@ -451,3 +452,58 @@ def test_the_claim_of_one_app_never_names_another_apps(tmp_path):
     assert one.path != other.path and one.path.name.endswith(".poller.claim")
     assert one.stake() and not other.pending()
     one.withdraw()
+
+
+def test_run_mule_in_a_process_already_armed_makes_it_the_preferred_poller(settings, apollo):
+    """The mule armed as a plain process first (a read at import; the post-fork hook, even
+    under poller="never"): run_mule upgrades it, and the worker polling hands the role over."""
+    worker, _ = make_role(settings, apollo)
+    mule, _ = make_role(settings, apollo, competes=False)  # armed under poller="never"
+    try:
+        worker.start()
+        mule.start()
+        assert (worker.name, mule.name) == ("poller", "reader")
+        mule.prefer()
+        wait_until(lambda: mule.name == "poller", timeout=5, message="the mule to poll")
+        assert worker.name == "reader" and mule.claims
+        mule.prefer()  # again: nothing changes
+        assert mule.name == "poller"
+    finally:
+        mule.stop()
+        worker.stop()
+
+
+def test_in_mule_mode_a_worker_leaves_the_start_to_the_mule(settings, apollo):
+    """Workers arm before the mule: they compete only after a grace, so the mule polls from
+    the start and no worker polls for a moment and hands back."""
+    workers = [make_role(settings, apollo, stand_in_after=0.5)[0] for _ in range(2)]
+    mule, _ = make_role(settings, apollo, claims=True)
+    try:
+        for worker in workers:
+            worker.start()
+        assert {w.name for w in workers} == {"reader"}
+        assert lock_of(settings).holder_pid() is None  # nobody took the free lock
+        mule.start()
+        assert mule.name == "poller"
+        time.sleep(0.8)  # past the grace: the workers stand by now, and the mule keeps polling
+        assert mule.name == "poller" and {w.name for w in workers} == {"reader"}
+        mule.stop()
+        wait_until(lambda: any(w.name == "poller" for w in workers), timeout=5,
+                   message="a worker to stand in")
+    finally:
+        mule.stop()
+        for worker in workers:
+            worker.stop()
+
+
+def test_in_mule_mode_without_a_mule_a_worker_polls_after_the_grace(settings, apollo):
+    worker, proc = make_role(settings, apollo, stand_in_after=0.3)
+    try:
+        worker.start()
+        assert worker.name == "reader"
+        assert proc.held is None  # nothing polled, nothing cached yet
+        wait_until(lambda: worker.name == "poller" and proc.held is not None, timeout=5,
+                   message="the grace to end and the worker to poll")
+        assert proc.held.namespaces["application"]["k"] == "v1"
+    finally:
+        worker.stop()

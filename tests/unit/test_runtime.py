@@ -8,6 +8,7 @@ from hotconf.runtime import (
     claims_poller,
     competes_for_poller,
     parse_cache2,
+    stands_in_only,
     store_kind,
     threads_problem,
     will_fork,
@@ -35,27 +36,31 @@ def test_leaf_processes_compete_in_auto_mode(facts):
     assert not competes_for_poller(facts, "never")
 
 
-def test_workers_stand_in_for_the_mule_which_claims_the_role():
+def test_workers_stand_in_for_the_hotconf_mule_which_alone_claims_the_role():
     # workers compete in mule mode too, as stand-ins while the mule is down...
     assert competes_for_poller(UWSGI_WORKER, "mule")
-    assert not claims_poller(UWSGI_WORKER, "mule")
-    # ...and hand the role back to the mule, whatever the mode it was armed with
-    for mode in ("auto", "mule"):
-        assert claims_poller(UWSGI_MULE, mode)
-    assert not claims_poller(UWSGI_MULE, "never")
+    assert not claims_poller(UWSGI_WORKER, run_mule=True)  # (run_mule outside a mule)
+    # ...and hand the role to a mule running run_mule; an app's own task mule claims nothing
+    assert claims_poller(UWSGI_MULE, run_mule=True)
+    assert not claims_poller(UWSGI_MULE, run_mule=False)
     # outside uWSGI there is no mule: nobody claims
-    assert competes_for_poller(GUNICORN_WORKER, "mule")
-    assert not claims_poller(GUNICORN_WORKER, "mule")
+    assert not claims_poller(GUNICORN_WORKER, run_mule=True)
+
+
+def test_in_mule_mode_workers_leave_the_start_to_the_mule():
+    assert stands_in_only(UWSGI_WORKER, "mule")
+    assert not stands_in_only(UWSGI_WORKER, "auto")
+    assert not stands_in_only(UWSGI_MULE, "mule")
+    assert not stands_in_only(GUNICORN_WORKER, "mule")  # no mule outside uWSGI
 
 
 def test_exactly_the_expected_pollers_over_every_combination():
     kinds = [UWSGI_MASTER, UWSGI_WORKER, UWSGI_MULE, GUNICORN_ARBITER, GUNICORN_WORKER, PLAIN]
-    for facts, mode in itertools.product(kinds, POLLER_CHOICES):
+    for facts, mode, run_mule in itertools.product(kinds, POLLER_CHOICES, (False, True)):
         expected = not will_fork(facts) and mode != "never"
         assert competes_for_poller(facts, mode) is expected, (facts, mode)
-        preferred = expected and facts.server == "uwsgi" and facts.uwsgi_mule
-        assert claims_poller(facts, mode) is preferred, (facts, mode)
-        assert not claims_poller(facts, mode) or competes_for_poller(facts, mode)
+        preferred = run_mule and facts.server == "uwsgi" and facts.uwsgi_mule
+        assert claims_poller(facts, run_mule) is preferred, (facts, run_mule)
 
 
 def test_store_choice():
