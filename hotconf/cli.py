@@ -35,7 +35,7 @@ from .masking import mask
 from .options import Options, Settings, resolve_options
 from .registry import read_host
 from .snapshot import NamespaceSnapshot
-from .status import STALE_AFTER, HostStatus, ago
+from .status import STALE_AFTER, HostStatus, ago, duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MISSING = 0, 1, 2, 3, 4
 
@@ -340,7 +340,7 @@ def _print_status(settings: Settings, view: HostStatus) -> None:
         where = f", {poller.config_service}" if poller.config_service else ""
         if poller.failing_since is not None:
             state = (f"{'FAILING' if view.poller_failing else 'failing'} for "
-                     f"{ago(now, poller.failing_since)[:-4]}: {poller.error}"
+                     f"{duration(now, poller.failing_since)}: {poller.error}"
                      + (f" (next attempt in {poller.backoff_seconds:.0f} s)"
                         if poller.backoff_seconds else ""))
         else:

@@ -289,7 +289,7 @@ class HostStatus:
             found.append("no process polls the config service")
         elif self.poller_failing and self.poller is not None:
             found.append(f"the poller has been failing for "
-                         f"{_ago(self.now, self.poller.failing_since)}: {self.poller.error}")
+                         f"{duration(self.now, self.poller.failing_since)}: {self.poller.error}")
         for row in self.stale:
             found.append(f"process {row.record.pid} serves an older release than the host's "
                          f"for {row.behind_for:.0f} s")
@@ -350,7 +350,8 @@ def _order(record: ProcessRecord) -> Tuple[int, int, int, int]:
             record.pid)
 
 
-def _ago(now: float, then: Optional[float]) -> str:
+def duration(now: float, then: Optional[float]) -> str:
+    """'12 s', '3 min', '1.5 h' from ``then`` to ``now``; 'never' for None."""
     if then is None:
         return "never"
     seconds = max(0.0, now - then)
@@ -363,7 +364,7 @@ def _ago(now: float, then: Optional[float]) -> str:
 
 def ago(now: float, then: Optional[float]) -> str:
     """'12 s ago', '3 min ago', 'never'."""
-    text = _ago(now, then)
+    text = duration(now, then)
     return text if then is None else f"{text} ago"
 
 

@@ -38,7 +38,7 @@ class ProcessReport:
         self._clock = clock
         self._key = instance_key
         self._stale_after = stale_after
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one change at a time, written in the order made
         self._warned_behind = False
         self._store_version: Optional[int] = None
         self.record = ProcessRecord(
@@ -49,36 +49,37 @@ class ProcessReport:
     def _update(self, **changes: object) -> ProcessRecord:
         with self._lock:
             self.record = replace(self.record, **changes)  # type: ignore[arg-type]
-            record = self.record
-        self.registry.write_process(record)
-        return record
+            self.registry.write_process(self.record)
+            return self.record
 
     def role(self, name: str) -> None:
         if name != self.record.role:
             self._update(role=name)
 
     def applied(self, snapshot: Snapshot) -> None:
-        now = self._clock()
-        record = self.record
-        if record.version is not None and not snapshot.newer_than(record.version):
-            return
-        delivery = record.delivery
-        if record.version is not None and snapshot.created_at > 0:
-            # Release fetched by the poller (it stamps the snapshot) -> applied here. The first
-            # snapshot a process loads is not a delivery: it may have been written long ago.
-            delivery = delivery.add(now - snapshot.created_at)
-        self._update(version=snapshot.version, releases=snapshot.release_keys,
-                     applied_at=now, last_check=now, delivery=delivery,
-                     behind_since=self._behind_since(snapshot.version, self._store_version))
-        self._say_if_caught_up()
+        with self._lock:  # two threads may deliver (a push, a request's check): only forward
+            now = self._clock()
+            record = self.record
+            if record.version is not None and not snapshot.newer_than(record.version):
+                return
+            delivery = record.delivery
+            if record.version is not None and snapshot.created_at > 0:
+                # Release fetched by the poller (it stamps the snapshot) -> applied here. The
+                # first snapshot a process loads is not a delivery: it may be long written.
+                delivery = delivery.add(now - snapshot.created_at)
+            self._update(version=snapshot.version, releases=snapshot.release_keys,
+                         applied_at=now, last_check=now, delivery=delivery,
+                         behind_since=self._behind_since(snapshot.version, self._store_version))
+            self._say_if_caught_up()
 
     def checked(self, store_version: Optional[int]) -> None:
         """The safety net (or a request) compared the store with what this process holds."""
-        self._store_version = store_version
-        held = self.record.version
-        self._update(last_check=self._clock(), behind_since=self._behind_since(held, store_version))
-        self._say_if_behind(store_version)
-        self._say_if_caught_up()
+        with self._lock:
+            self._store_version = store_version
+            self._update(last_check=self._clock(),
+                         behind_since=self._behind_since(self.record.version, store_version))
+            self._say_if_behind(store_version)
+            self._say_if_caught_up()
 
     def _behind_since(self, held: Optional[int], store: Optional[int]) -> Optional[float]:
         if store is None or (held is not None and held >= store):
@@ -107,9 +108,10 @@ class ProcessReport:
                         self.record.pid, self._key, self.record.version)
 
     def reloaded(self, reason: str) -> None:
-        reloads = dict(self.record.reloads)
-        reloads[reason] = reloads.get(reason, 0) + 1
-        self._update(reloads=reloads)
+        with self._lock:
+            reloads = dict(self.record.reloads)
+            reloads[reason] = reloads.get(reason, 0) + 1
+            self._update(reloads=reloads)
 
     def gone(self) -> None:
         self.registry.remove_process(self.record.pid)

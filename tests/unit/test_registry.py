@@ -46,3 +46,26 @@ def test_junk_in_the_directory_is_skipped(tmp_path):
     (registry.dir / "notes.txt").write_text("hello")
     (registry.dir / "456.json").write_text('{"format": "hotconf-process/9", "pid": 456}')
     assert registry.processes() == [] and registry.poller() is None
+
+
+def test_a_record_only_moves_forward_when_two_threads_apply_at_once(tmp_path):
+    """A push and a request's check may both deliver: the record (and its file) never go back."""
+    import threading
+
+    from hotconf.process.report import ProcessReport
+    from hotconf.runtime import ProcessFacts
+    from hotconf.snapshot import NamespaceSnapshot, Snapshot
+
+    registry = Registry(tmp_path, "demo+default+x")
+    report = ProcessReport(registry, ProcessFacts(), "demo+default+x", stale_after=10)
+    snapshots = [Snapshot("demo", "default", {"application": NamespaceSnapshot(
+        "application", {"k": str(v)}, f"r{v}")}, v) for v in range(1, 201)]
+    halves = [snapshots[::-1][0::2], snapshots[::-1][1::2]]  # newest first: most are refused
+    threads = [threading.Thread(target=lambda part=part: [report.applied(s) for s in part])
+               for part in halves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert report.record.version == 200
+    assert [r.version for r in registry.processes()] == [200]
