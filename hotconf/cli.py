@@ -155,7 +155,8 @@ def _options(args: argparse.Namespace, **extra: Any) -> Options:
         return resolve_options(app_id=args.app, server=args.server,
                                config_service=args.config_service, cluster=args.cluster,
                                namespaces=args.namespace or None, label=args.label,
-                               data_center=args.data_center, cache_dir=args.cache_dir, **extra)
+                               data_center=args.data_center, cache_dir=args.cache_dir,
+                               ip=getattr(args, "ip", None), **extra)
     except SettingsError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
 
@@ -273,12 +274,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _host_view(settings: Settings, stale_after: float) -> HostStatus:
-    view = read_host(settings, stale_after)
-    if view.poller is None and view.rows:
-        time.sleep(1.0)  # a takeover takes tens of ms: do not report one as "no poller"
+def _host_view(settings: Settings, stale_after: Optional[float]) -> HostStatus:
+    try:
         view = read_host(settings, stale_after)
+        if view.poller is None and view.needs_poller:
+            time.sleep(1.0)  # a takeover takes tens of ms: do not report one as "no poller"
+            view = read_host(settings, stale_after)
+    except PermissionError as exc:
+        raise CommandError(str(exc.strerror or exc)) from None
     return view
+
+
+def _other_keys(settings: Settings) -> List[str]:
+    """This app's other configurations in the cache dir (another namespace list, label, ip)."""
+    ours = f"{settings.instance_key}.procs"
+    try:
+        return sorted(p.name[:-len(".procs")] for p in settings.cache_dir.glob(
+            f"{settings.app_id}+*.procs") if p.name != ours)
+    except OSError:
+        return []
 
 
 def status_document(settings: Settings, view: HostStatus) -> Dict[str, Any]:
@@ -312,6 +326,7 @@ def status_document(settings: Settings, view: HostStatus) -> Dict[str, Any]:
             "stale": r.stale, "hotconf_version": r.record.hotconf_version,
         } for r in view.rows],
         "problems": view.problems,
+        "other_keys": _other_keys(settings) if not view.rows else [],
         "exit_status": view.exit_status,
     }
 
@@ -361,13 +376,17 @@ def _print_status(settings: Settings, view: HostStatus) -> None:
               f"{ago(now, r.last_check):>11}  {_releases_text(dict(r.releases))}{flag}")
     for problem in view.problems:
         print(f"problem: {problem}")
+    if not view.rows:
+        for key in _other_keys(settings):
+            print(f"other configuration of this app here: {key} (pass the app's --namespace "
+                  f"list, --label and --ip)")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     while True:
         view = _host_view(settings, args.stale_after)
-        if args.watch:
+        if args.watch and not args.json:
             print("\033[H\033[J", end="")
         if args.json:
             print(json.dumps(status_document(settings, view), indent=2))
@@ -387,6 +406,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         sys.stdout.write(render(read_host(settings, args.stale_after)).decode("utf-8"))
+    except PermissionError as exc:
+        raise CommandError(str(exc.strerror or exc)) from None
     except HotconfError as exc:
         raise CommandError(str(exc)) from None
     return EXIT_OK
@@ -477,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--cluster", help="cluster (default: $APOLLO_CLUSTER, $IDC, default)")
     group.add_argument("--label", help="gray-release label (default: $APOLLO_LABEL)")
     group.add_argument("--data-center", help="data center (default: $IDC)")
+    group.add_argument("--ip", help="the ip the app passes as Config(ip=...), for gray rules")
     group.add_argument("--cache-dir", help="local cache dir (default: $APOLLO_CACHE_DIR)")
     group.add_argument("--show-secrets", action="store_true",
                        help="print values of secret-looking keys (masked by default)")
@@ -512,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     host = argparse.ArgumentParser(add_help=False)  # what status and metrics share
     host.add_argument("-n", "--namespace", action="append",
                       help="namespace (repeatable; default: application)")
-    host.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
+    host.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
                       help=f"the bound for STALE processes and a failing poller (default "
                            f"{STALE_AFTER:g})")
 

@@ -12,12 +12,12 @@ worker is recycled, which Prometheus reads as a counter reset.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .errors import HotconfError
 from .options import Settings
 from .registry import read_host
-from .status import DELIVERY_BUCKETS, STALE_AFTER, Delivery, HostStatus
+from .status import DELIVERY_BUCKETS, Delivery, HostStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -118,7 +118,8 @@ def render(status: HostStatus) -> bytes:
     return text
 
 
-def metrics_text(config: Any, stale_after: float = STALE_AFTER) -> bytes:
-    """The host's metrics for ``config`` (a ``Config``, or its ``Settings``)."""
+def metrics_text(config: Any, stale_after: Optional[float] = None) -> bytes:
+    """The host's metrics for ``config`` (a ``Config``, or its ``Settings``); stale after the
+    Config's ``stale_after`` unless given."""
     settings: Settings = getattr(config, "settings", config)
     return render(read_host(settings, stale_after))

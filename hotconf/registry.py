@@ -1,14 +1,19 @@
 """The host's registry of the processes serving one configuration (I/O edge).
 
-``{cache_dir}/{key}.procs/{pid}.json``: one small record per armed process, replaced
+``{cache_dir}/{key}.procs/{pid}-{n}.json``: one small record per armed role of a process (a
+process may hold two, e.g. one Config polling and another with ``poller="never"``), replaced
 atomically (temp file + rename, no fsync: it describes processes that are running now), and
 ``poller.json``: the poller's health. They live in a directory of their own, whatever the
 shared store is, so that ``hotconf status`` and a probe in another process can read them, and
 so their writes wake nobody: readers watch the cache directory's index, and inotify does not
-report what happens in a subdirectory. Records of dead processes (or of a pid since reused,
-told by the process's start time) are skipped and removed by whoever reads them. A record
-written in another pid namespace (a container's, read from the host through a shared volume)
-names a pid the reader cannot check: it is shown, never removed.
+report what happens in a subdirectory.
+
+Records of dead processes (zombies included; a pid since reused is told by the process's start
+time) are skipped and removed by whoever reads them. A record written in another pid namespace
+(a container's, read from the host through a shared volume, or the container's previous life)
+names a pid the reader cannot check: it counts while its process keeps it fresh (every armed
+process rewrites its record at least once a minute) and goes once it has not for
+``FOREIGN_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -18,29 +23,40 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .cache import LocalCache, write_atomically
 from .election import PollerLock
 from .options import Settings
 from .reload.record import ReloadRecord
-from .status import STALE_AFTER, HostStatus, PendingReload, PollerHealth, ProcessRecord, host_status
+from .status import HostStatus, PendingReload, PollerHealth, ProcessRecord, host_status
 
 log = logging.getLogger("hotconf")
 
 POLLER_FILE = "poller.json"
 
+#: A record from another pid namespace not rewritten for this long is a dead process's.
+FOREIGN_TIMEOUT = 180.0
 
-def process_started(pid: int) -> Optional[int]:
-    """The process's start time in clock ticks since boot (/proc), None where unknown: with
-    the pid it names one process, even after the pid is reused."""
+#: A writer's temporary file older than this was left by a process killed mid-write.
+TEMP_TIMEOUT = 60.0
+
+
+def _stat_fields(pid: int) -> Optional[List[bytes]]:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
     except OSError:
         return None
+    return data[data.rindex(b")") + 2:].split() if b")" in data else None
+
+
+def process_started(pid: int) -> Optional[int]:
+    """The process's start time in clock ticks since boot (/proc), None where unknown: with
+    the pid it names one process, even after the pid is reused."""
+    fields = _stat_fields(pid)
     try:
-        return int(data[data.rindex(b")") + 2:].split()[19])
+        return int(fields[19]) if fields is not None else None
     except (ValueError, IndexError):
         return None
 
@@ -63,10 +79,19 @@ def alive(pid: int, started: Optional[int], pidns: Optional[int] = None) -> Opti
         return False
     except PermissionError:
         pass  # another user's process: it exists
-    if started is None:
+    fields = _stat_fields(pid)
+    if fields is None:
+        return True  # no /proc here: kill(pid, 0) is all there is
+    if fields[0] in (b"Z", b"X"):
+        return False  # exited, not yet reaped by its parent: it serves nothing
+    try:
+        return started is None or int(fields[19]) == started
+    except (ValueError, IndexError):
         return True
-    now = process_started(pid)
-    return now is None or now == started
+
+
+def _fresh(last: Optional[float], now: float) -> bool:
+    return last is not None and now - last < FOREIGN_TIMEOUT
 
 
 class Registry:
@@ -74,21 +99,18 @@ class Registry:
         self.dir = Path(cache_dir) / f"{instance_key}.procs"
         self._failed: Optional[str] = None
 
-    def _path(self, pid: int) -> Path:
-        return self.dir / f"{pid}.json"
+    def record_path(self, pid: int, n: int) -> Path:
+        return self.dir / f"{pid}-{n}.json"
 
     # -- writing (the processes themselves) --------------------------------------------------------
-    def write_process(self, record: ProcessRecord) -> None:
-        self._write(self._path(record.pid), record.to_dict())
+    def write_process(self, record: ProcessRecord, n: int) -> None:
+        self._write(self.record_path(record.pid, n), record.to_dict())
 
     def write_poller(self, health: PollerHealth) -> None:
         self._write(self.dir / POLLER_FILE, health.to_dict())
 
-    def remove_process(self, pid: int) -> None:
-        try:
-            os.unlink(self._path(pid))
-        except OSError:
-            pass
+    def remove_process(self, pid: int, n: int) -> None:
+        _unlink(self.record_path(pid, n))
 
     def _write(self, path: Path, document: dict) -> None:
         """Never raises: a registry that cannot be written costs visibility, not service."""
@@ -106,58 +128,105 @@ class Registry:
             self._failed = None
 
     # -- reading (status, metrics) ------------------------------------------------------------------
-    def processes(self, prune: bool = True) -> List[ProcessRecord]:
-        """The records of live processes; dead ones' files are removed (``prune``)."""
+    def processes(self, prune: bool = True, now: Optional[float] = None) -> List[ProcessRecord]:
+        """One record per live process (its poller role first, if it has two); the files of
+        dead ones are removed (``prune``). PermissionError, saying what to do, if this user may
+        not read it."""
+        now = time.time() if now is None else now
         try:
             names = os.listdir(self.dir)
+        except PermissionError as exc:
+            raise PermissionError(exc.errno, f"cannot read {self.dir} ({exc.strerror}): run as "
+                                             f"the app's user") from None
         except OSError:
             return []
-        found = []
+        best: Dict[int, ProcessRecord] = {}
         for name in names:
-            stem, dot, ext = name.partition(".")
-            if ext != "json" or not stem.isdigit():
+            path = self.dir / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                if prune and _older(path, now, TEMP_TIMEOUT):
+                    _unlink(path)
                 continue
-            record = ProcessRecord.from_dict(_read_json(self.dir / name))
+            stem, _, ext = name.rpartition(".")
+            pid_text, _, n_text = stem.partition("-")
+            if ext != "json" or not pid_text.isdigit() or not n_text.isdigit():
+                continue
+            raw, inode = _read_json(path)
+            record = ProcessRecord.from_dict(raw)
             if record is None:
                 continue
             living = alive(record.pid, record.started, record.pidns)
-            if living is False:
+            if living is None:
+                living = _fresh(max(record.last_check or 0.0, record.applied_at or 0.0,
+                                    record.armed_at), now)
+            if not living:
                 if prune:
-                    self.remove_process(record.pid)
+                    _unlink(path, inode)
                 continue
-            found.append(record)
-        return found
+            held = best.get(record.pid)
+            if held is None or _rank(record) < _rank(held):
+                best[record.pid] = record
+        return list(best.values())
 
-    def poller(self) -> Optional[PollerHealth]:
+    def poller(self, now: Optional[float] = None) -> Optional[PollerHealth]:
         """The poller's health, if the process that wrote it is alive."""
-        health = PollerHealth.from_dict(_read_json(self.dir / POLLER_FILE))
-        if health is None or alive(health.pid, health.started, health.pidns) is False:
+        now = time.time() if now is None else now
+        health = PollerHealth.from_dict(_read_json(self.dir / POLLER_FILE)[0])
+        if health is None:
             return None
-        return health
+        living = alive(health.pid, health.started, health.pidns)
+        if living is None:
+            living = _fresh(max(health.last_poll or 0.0, health.last_success or 0.0,
+                                health.since), now)
+        return health if living else None
 
 
-def read_host(settings: Settings, stale_after: float = STALE_AFTER,
+def _rank(record: ProcessRecord) -> Tuple[int, int]:
+    return (0 if record.role == "poller" else 1, -(record.version or 0))
+
+
+def read_host(settings: Settings, stale_after: Optional[float] = None,
               now: Optional[float] = None) -> HostStatus:
     """Everything ``hotconf status`` and the metrics show, read from the host's files: the
     cache index (the host's newest snapshot), the registry, the poller lock, the reload
-    record."""
+    record. ``stale_after`` defaults to the settings'."""
+    now = time.time() if now is None else now
     registry = Registry(settings.cache_dir, settings.instance_key)
+    records = registry.processes(now=now)
     head = LocalCache.for_settings(settings).head()
-    records = registry.processes()
     holder = PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock").holder_pid()
-    health = registry.poller()
+    health = registry.poller(now)
     if holder is None:
         health = None
     elif health is None or health.pid != holder:
         health = PollerHealth(pid=holder)  # polling, but has not said more yet
     pending = ReloadRecord(settings.cache_dir / f"{settings.instance_key}.reload").peek()
-    return host_status(records, health, head, time.time() if now is None else now, stale_after,
+    bound = settings.stale_after if stale_after is None else stale_after
+    return host_status(records, health, head, now, bound,
                        PendingReload(pending.summary, pending.due_at) if pending else None)
 
 
-def _read_json(path: Path) -> object:
+def _read_json(path: Path) -> Tuple[object, Optional[int]]:
+    """The document and the file's inode (so a pruner removes only the file it judged)."""
     try:
         with open(path, "rb") as fh:
-            return json.loads(fh.read())
+            inode = os.fstat(fh.fileno()).st_ino
+            return json.loads(fh.read()), inode
     except (OSError, ValueError):
-        return None
+        return None, None
+
+
+def _older(path: Path, now: float, seconds: float) -> bool:
+    try:
+        return now - os.stat(path).st_mtime > seconds
+    except OSError:
+        return False
+
+
+def _unlink(path: Path, inode: Optional[int] = None) -> None:
+    try:
+        if inode is not None and os.stat(path).st_ino != inode:
+            return  # replaced since it was read: a live process's new record
+        os.unlink(path)
+    except OSError:
+        pass

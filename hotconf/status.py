@@ -84,6 +84,7 @@ class ProcessRecord:
     mule: Optional[int] = None  # uWSGI mule id
     started: Optional[int] = None  # the process's start time (/proc), to tell a reused pid
     pidns: Optional[int] = None  # its pid namespace (/proc), to tell whose pid this is
+    shared: bool = True  # it follows the host's poller (False: a store of its own, it polls)
     armed_at: float = 0.0
     version: Optional[int] = None  # the snapshot it serves
     releases: Mapping[str, Optional[str]] = field(default_factory=dict)  # namespace -> key
@@ -97,7 +98,8 @@ class ProcessRecord:
     def to_dict(self) -> Dict[str, Any]:
         return {"format": PROCESS_FORMAT, "pid": self.pid, "role": self.role,
                 "server": self.server, "worker": self.worker, "mule": self.mule,
-                "started": self.started, "pidns": self.pidns, "armed_at": self.armed_at,
+                "started": self.started, "pidns": self.pidns, "shared": self.shared,
+                "armed_at": self.armed_at,
                 "version": self.version,
                 "releases": dict(self.releases), "applied_at": self.applied_at,
                 "last_check": self.last_check, "behind_since": self.behind_since,
@@ -118,6 +120,7 @@ class ProcessRecord:
             pid=pid, role=role, server=_str(raw.get("server"), "other"),
             worker=_int(raw.get("worker")), mule=_int(raw.get("mule")),
             started=_int(raw.get("started")), pidns=_int(raw.get("pidns")),
+            shared=raw.get("shared") is not False,
             armed_at=_num(raw.get("armed_at")) or 0.0,
             version=_int(raw.get("version")),
             releases={str(k): (v if isinstance(v, str) else None)
@@ -139,6 +142,7 @@ class PollerHealth:
     pidns: Optional[int] = None
     config_service: Optional[str] = None
     since: float = 0.0  # polling since
+    poll_timeout: Optional[float] = None  # a healthy poller succeeds at least this often
     last_success: Optional[float] = None  # a poll answered (304 included) or a fetch done
     last_poll: Optional[float] = None
     last_fetch: Optional[float] = None
@@ -154,10 +158,10 @@ class PollerHealth:
         history = tuple(h for h in self.history if h[0] < version) + ((version, at),)
         return replace(self, history=history[-HISTORY:])
 
-    def succeeded(self, at: float, fetched: bool = False) -> PollerHealth:
-        return replace(self, last_success=at, last_poll=at if not fetched else self.last_poll,
-                       last_fetch=at if fetched else self.last_fetch, error=None,
-                       error_kind=None, failing_since=None, backoff_seconds=None)
+    def succeeded(self, at: float) -> PollerHealth:
+        """A poll answered and everything it announced fetched (a 304 included)."""
+        return replace(self, last_success=at, error=None, error_kind=None, failing_since=None,
+                       backoff_seconds=None)
 
     def failed(self, kind: str, message: str, at: float, backoff: float) -> PollerHealth:
         errors = dict(self.errors)
@@ -168,7 +172,7 @@ class PollerHealth:
 
     def to_dict(self) -> Dict[str, Any]:
         return {"format": POLLER_FORMAT, "pid": self.pid, "started": self.started,
-                "pidns": self.pidns,
+                "pidns": self.pidns, "poll_timeout": self.poll_timeout,
                 "config_service": self.config_service, "since": self.since,
                 "last_success": self.last_success, "last_poll": self.last_poll,
                 "last_fetch": self.last_fetch, "error": self.error,
@@ -187,6 +191,7 @@ class PollerHealth:
         notes, errors, history = raw.get("notifications"), raw.get("errors"), raw.get("history")
         return cls(
             pid=pid, started=_int(raw.get("started")), pidns=_int(raw.get("pidns")),
+            poll_timeout=_num(raw.get("poll_timeout")),
             config_service=_str(raw.get("config_service"), None),
             since=_num(raw.get("since")) or 0.0, last_success=_num(raw.get("last_success")),
             last_poll=_num(raw.get("last_poll")), last_fetch=_num(raw.get("last_fetch")),
@@ -270,7 +275,8 @@ class HostStatus:
     stale_after: float
     head: Optional[HostHead]
     poller: Optional[PollerHealth]  # the live poller's health (None: nobody polls)
-    poller_failing: bool
+    poller_failing: bool  # failing for longer than the bound
+    poller_silent: bool  # no success for longer than a poll's timeout + the bound (frozen?)
     pending_reload: Optional[PendingReload]
     rows: Tuple[ProcessRow, ...]
 
@@ -285,21 +291,32 @@ class HostStatus:
         if not self.rows:
             found.append("no process on this host serves this configuration" +
                          (" (nothing has loaded it here)" if self.head is None else ""))
-        if self.poller is None and self.rows:
+        if self.poller is None and self.needs_poller:
             found.append("no process polls the config service")
-        elif self.poller_failing and self.poller is not None:
+        elif self.poller is not None and self.poller.failing_since is not None and \
+                self.poller_failing:
             found.append(f"the poller has been failing for "
                          f"{duration(self.now, self.poller.failing_since)}: {self.poller.error}")
+        elif self.poller is not None and self.poller_silent:
+            heard = self.poller.last_success or self.poller.since
+            found.append(f"the poller (process {self.poller.pid}) has not heard from the config "
+                         f"service for {duration(self.now, heard)}: stopped or hung?")
         for row in self.stale:
             found.append(f"process {row.record.pid} serves an older release than the host's "
                          f"for {row.behind_for:.0f} s")
         return found
 
     @property
+    def needs_poller(self) -> bool:
+        """Some process follows the host's poller (one with a store of its own polls itself)."""
+        return any(row.record.shared for row in self.rows)
+
+    @property
     def exit_status(self) -> int:
         if not self.rows:
             return EXIT_NOTHING
-        if self.stale or self.poller_failing or (self.poller is None and self.rows):
+        if self.stale or self.poller_failing or self.poller_silent or (
+                self.poller is None and self.needs_poller):
             return EXIT_UNHEALTHY
         return EXIT_CURRENT
 
@@ -340,8 +357,12 @@ def host_status(records: Sequence[ProcessRecord], poller: Optional[PollerHealth]
                                stale=behind_for is not None and behind_for > stale_after))
     failing = (poller is not None and poller.failing_since is not None
                and now - poller.failing_since > stale_after)
+    heard = (poller.last_success or poller.since) if poller is not None else None
+    silent = (poller is not None and bool(heard) and poller.poll_timeout is not None
+              and now - heard > poller.poll_timeout + stale_after)  # type: ignore[operator]
     return HostStatus(now=now, stale_after=stale_after, head=head, poller=poller,
-                      poller_failing=failing, pending_reload=pending_reload, rows=tuple(rows))
+                      poller_failing=failing, poller_silent=silent,
+                      pending_reload=pending_reload, rows=tuple(rows))
 
 
 def _order(record: ProcessRecord) -> Tuple[int, int, int, int]:

@@ -141,6 +141,8 @@ class Poller:
         snapshot = Snapshot(self.settings.app_id, self.settings.cluster, namespaces,
                             version=version, source="remote" if from_remote else "cache")
         self._install(snapshot)
+        if from_remote:
+            self.report.succeeded()
         return snapshot
 
     def _fetch(self, name: str, previous: Optional[NamespaceSnapshot],
@@ -385,6 +387,7 @@ class Poller:
         log.log(level, "hotconf: %s%s", exc, suffix)
 
     def _succeeded(self) -> None:
+        self.report.succeeded()
         if self._backoff.failures:
             log.info("hotconf: config service reachable again after %d failed attempt(s)",
                      self._backoff.failures)

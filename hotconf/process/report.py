@@ -8,18 +8,20 @@ fired) and when the safety net checks the store (about once a minute), never fro
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Optional
 
 from .._version import __version__
 from ..errors import ApolloError, AuthError, HTTPStatusError, NotFoundError, ProtocolError, TransportError
 from ..masking import mask_text
 from ..options import Settings
-from ..registry import Registry, pid_namespace, process_started
+from ..registry import POLLER_FILE, Registry, pid_namespace, process_started
 from ..runtime import ProcessFacts
 from ..snapshot import Snapshot
 from ..status import PollerHealth, ProcessRecord
@@ -29,28 +31,47 @@ log = logging.getLogger("hotconf")
 #: A healthy poller's record is rewritten at most this often (its polls may be answered often).
 POLLER_WRITE_EVERY = 5.0
 
+#: A check that changes nothing but its time rewrites the record at most this often (the
+#: safety net checks once a minute; faster while behind the store).
+CHECK_WRITE_EVERY = 30.0
+
+_numbers = itertools.count()  # this process's roles, each with its record file
+
 
 class ProcessReport:
     def __init__(self, registry: Registry, facts: ProcessFacts, instance_key: str,
-                 stale_after: float, clock: Callable[[], float] = time.time):
+                 stale_after: float, shared: bool = True, clock: Callable[[], float] = time.time):
         pid = os.getpid()
         self.registry = registry
+        self._n = next(_numbers)
         self._clock = clock
         self._key = instance_key
         self._stale_after = stale_after
         self._lock = threading.RLock()  # one change at a time, written in the order made
         self._warned_behind = False
         self._store_version: Optional[int] = None
+        self._written = 0.0
         self.record = ProcessRecord(
             pid=pid, role="idle", server=facts.server, worker=facts.worker, mule=facts.mule,
-            started=process_started(pid), pidns=pid_namespace(), armed_at=clock(),
-            hotconf_version=__version__)
+            started=process_started(pid), pidns=pid_namespace(), shared=shared,
+            armed_at=clock(), hotconf_version=__version__)
 
-    def _update(self, **changes: object) -> ProcessRecord:
+    @property
+    def path(self) -> Path:
+        return self.registry.record_path(self.record.pid, self._n)
+
+    def _update(self, write: bool = True, **changes: object) -> ProcessRecord:
         with self._lock:
             self.record = replace(self.record, **changes)  # type: ignore[arg-type]
-            self.registry.write_process(self.record)
+            if write:
+                self._written = self._clock()
+                self.registry.write_process(self.record, self._n)
             return self.record
+
+    def ensure(self) -> None:
+        """Write the record again if it is gone (a wiped cache dir)."""
+        if not self.path.exists():
+            self._update()
 
     def role(self, name: str) -> None:
         if name != self.record.role:
@@ -73,14 +94,18 @@ class ProcessReport:
             self._say_if_caught_up()
 
     def checked(self, store_version: Optional[int]) -> None:
-        """The safety net (or a request) compared the store with what this process holds."""
+        """The safety net compared the store with what this process holds. The record is
+        rewritten when that changes what it says, and at least every ``CHECK_WRITE_EVERY``
+        (its freshness is how another pid namespace tells it is alive)."""
         with self._lock:
+            now = self._clock()
             self._store_version = store_version
-            self._update(last_check=self._clock(),
-                         behind_since=self._behind_since(self.record.version, store_version))
+            since = self._behind_since(self.record.version, store_version)
+            write = (since != self.record.behind_since or now - self._written >= CHECK_WRITE_EVERY
+                     or not self.path.exists())
+            self._update(write=write, last_check=now, behind_since=since)
             self._say_if_behind(store_version)
             self._say_if_caught_up()
-
     def _behind_since(self, held: Optional[int], store: Optional[int]) -> Optional[float]:
         if store is None or (held is not None and held >= store):
             return None
@@ -114,7 +139,7 @@ class ProcessReport:
             self._update(reloads=reloads)
 
     def gone(self) -> None:
-        self.registry.remove_process(self.record.pid)
+        self.registry.remove_process(self.record.pid, self._n)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -133,7 +158,8 @@ def error_kind(exc: BaseException) -> str:
 
 
 class PollerReport:
-    """The poller's health, kept current in the registry while this process polls."""
+    """The poller's health, kept current in the registry while this process polls (not for a
+    store of its own: each such process polls for itself, and one file cannot say it)."""
 
     def __init__(self, registry: Optional[Registry], clock: Callable[[], float] = time.time):
         pid = os.getpid()
@@ -151,22 +177,33 @@ class PollerReport:
             if not urgent and now - self._written < POLLER_WRITE_EVERY:
                 return
             self._written = now
-        if self.registry is not None:
-            self.registry.write_poller(health)
+            if self.registry is not None:
+                self.registry.write_poller(health)
+
+    def ensure(self) -> None:
+        """Write the health again if it is gone (a wiped cache dir)."""
+        if self.registry is not None and not (self.registry.dir / POLLER_FILE).exists():
+            self._update(self.health)
 
     def begin(self, settings: Settings) -> None:
         """On becoming the poller: say so at once (a stand-in's record would still be there)."""
         service = (settings.config_services or settings.meta_servers or (None,))[0]
-        self._update(replace(self.health, config_service=self.health.config_service or service))
+        self._update(replace(self.health, poll_timeout=settings.poll_timeout,
+                             config_service=self.health.config_service or _masked(service)))
 
     def polled(self, service: Optional[str], notifications: dict) -> None:
+        """A poll answered (a success only once what it announced is fetched: ``succeeded``)."""
         health = self.health
-        recovered = health.failing_since is not None
-        self._update(replace(health.succeeded(self._clock()), config_service=service,
-                             notifications=dict(notifications)), urgent=recovered)
+        self._update(replace(health, last_poll=self._clock(),
+                             config_service=_masked(service) or health.config_service,
+                             notifications=dict(notifications)), urgent=False)
+
+    def succeeded(self) -> None:
+        recovered = self.health.failing_since is not None
+        self._update(self.health.succeeded(self._clock()), urgent=recovered)
 
     def fetched(self) -> None:
-        self._update(self.health.succeeded(self._clock(), fetched=True), urgent=False)
+        self._update(replace(self.health, last_fetch=self._clock()), urgent=False)
 
     def failed(self, exc: ApolloError, backoff: float) -> None:
         self._update(self.health.failed(error_kind(exc), mask_text(str(exc)), self._clock(),
@@ -175,3 +212,7 @@ class PollerReport:
     def published(self, snapshot: Snapshot, notifications: dict) -> None:
         self._update(replace(self.health.published(snapshot.version, snapshot.created_at),
                              notifications=dict(notifications)))
+
+
+def _masked(url: Optional[str]) -> Optional[str]:
+    return mask_text(url) if url else None

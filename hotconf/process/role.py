@@ -94,7 +94,8 @@ class Role:
         self._safety: Optional[threading.Thread] = None
         self._token: object = None
         self.report = ProcessReport(Registry(settings.cache_dir, settings.instance_key), facts,
-                                    settings.instance_key, settings.stale_after)
+                                    settings.instance_key, settings.stale_after,
+                                    shared=store.shared)
 
     @property
     def name(self) -> RoleName:
@@ -135,7 +136,8 @@ class Role:
         log.info("hotconf: process %d polls for %s (store: %s)", os.getpid(),
                  self.settings.instance_key, self.store.name)
         poller = self._make_poller(self.settings, self.store)
-        poller.report = PollerReport(self.report.registry)
+        # A store of its own: this process polls for itself alone, the host's file is not its.
+        poller.report = PollerReport(self.report.registry if self.store.shared else None)
         self.poller = poller
         poller.load_initial(self._held())
         if not self._ready.is_set():
@@ -151,6 +153,7 @@ class Role:
         self.report.role("poller")
         self._on_poller()
         if self.store.shared:
+            self._start_safety_net()  # (a poller's keeps its record fresh)
             files, dirs = self.store.kept_in()
             claims = [] if self.claims else [self.claim.path]
             losses = LossWatch([self.lock.path, *files], dirs, writes=claims)
@@ -196,6 +199,8 @@ class Role:
             ours = self.lock.still_ours()
             if ours or self.lock.reassert():
                 poller.restore_if_missing()
+                self.report.ensure()  # (a wiped cache dir took the registry too)
+                poller.report.ensure()
                 if not ours:
                     self._on_poller()
                 return True
@@ -228,10 +233,7 @@ class Role:
         log.debug("hotconf: process %d reads %s (store: %s)", os.getpid(),
                   self.settings.instance_key, self.store.name)
         self.refresh()
-        if self._safety is None:
-            self._safety = threading.Thread(target=self._safety_loop, name="hotconf-safety-net",
-                                            daemon=True)
-            self._safety.start()
+        self._start_safety_net()
         if self.competes and self.store.shared:
             if self._stand_in_after > 0:
                 self._grace = threading.Timer(self._stand_in_after, self._end_grace)
@@ -239,6 +241,12 @@ class Role:
                 self._grace.start()
             else:
                 self._stand_by()
+
+    def _start_safety_net(self) -> None:
+        if self._safety is None:
+            self._safety = threading.Thread(target=self._safety_loop, name="hotconf-safety-net",
+                                            daemon=True)
+            self._safety.start()
 
     def _end_grace(self) -> None:
         self._stand_in_after = 0.0
@@ -287,12 +295,14 @@ class Role:
         newest = self.store.latest(self._held())
         if newest is not None:
             self._deliver(newest)
-        elif self.store.shared:  # unreadable: are we behind? (the safety net then checks often)
+        elif self.store.shared:  # unreadable: are we behind? (the safety net then retries)
+            was_behind = self.report.behind
             self.report.checked(self.store.version())
-            if self.report.behind:
-                self._safety_wake.set()
-        # An empty or unreadable store is read again at the next check.
-        self._token = token if newest is not None else None
+            if self.report.behind and not was_behind:
+                self._safety_wake.set()  # from its minute's wait to the shorter one
+        # An empty store is read again at the next check (a request's, the first load); one
+        # ahead of us that we cannot read is retried by the safety net alone, not by requests.
+        self._token = token if newest is not None or self.report.behind else None
 
     def check(self) -> None:
         """Cheap freshness check (a version read), e.g. at the start of a request."""
@@ -345,11 +355,15 @@ class Role:
             self._safety_wake.clear()
             if self._stop.is_set():
                 return
-            if self.poller is not None:
-                continue
             try:
+                if self.poller is not None:  # its record stays fresh (other pid namespaces)
+                    self.report.checked(None)
+                    continue
                 self.store.rewatch()
-                self.check()
+                if self.report.behind:
+                    self.refresh()
+                else:
+                    self.check()
                 self.report.checked(self.store.version())
             except Exception:  # noqa: BLE001 - the safety net must outlive any one failure
                 log.exception("hotconf: checking the store failed")

@@ -4,8 +4,9 @@
 import os
 import subprocess
 import sys
+import time
 
-from hotconf.registry import Registry, pid_namespace, process_started
+from hotconf.registry import FOREIGN_TIMEOUT, Registry, pid_namespace, process_started
 from hotconf.status import PollerHealth, ProcessRecord
 
 
@@ -22,21 +23,59 @@ def test_live_records_stay_dead_and_reused_pids_go(tmp_path):
     gone = ProcessRecord(pid=dead_pid(), role="reader", pidns=pid_namespace())
     reused = ProcessRecord(pid=me, role="reader", started=1, pidns=pid_namespace())  # not us
     for record in (mine, gone):
-        registry.write_process(record)
+        registry.write_process(record, 0)
     assert [r.pid for r in registry.processes()] == [me]
-    assert not (registry.dir / f"{gone.pid}.json").exists()  # pruned by the reader
-    registry.write_process(reused)
+    assert not registry.record_path(gone.pid, 0).exists()  # pruned by the reader
+    registry.write_process(reused, 0)
     assert registry.processes() == [] and os.listdir(registry.dir) == []
 
 
-def test_a_record_from_another_pid_namespace_is_shown_and_never_removed(tmp_path):
+def test_a_record_from_another_pid_namespace_counts_while_it_is_kept_fresh(tmp_path):
+    """A container's records, read from the host (or after the container restarted): their
+    pids cannot be checked here, so they count while their processes rewrite them."""
     registry = Registry(tmp_path, "demo+default+x")
-    theirs = ProcessRecord(pid=dead_pid(), role="poller", pidns=(pid_namespace() or 0) + 1)
-    registry.write_process(theirs)
-    assert registry.processes() == [theirs]
-    assert (registry.dir / f"{theirs.pid}.json").exists()
-    registry.write_poller(PollerHealth(pid=theirs.pid, pidns=theirs.pidns))
-    assert registry.poller() is not None
+    now = time.time()
+    theirs = ProcessRecord(pid=dead_pid(), role="poller", pidns=(pid_namespace() or 0) + 1,
+                           armed_at=now - 600, last_check=now - 30)
+    registry.write_process(theirs, 0)
+    assert registry.processes(now=now) == [theirs]
+    health = PollerHealth(pid=theirs.pid, pidns=theirs.pidns, since=now - 600,
+                          last_poll=now - 30)
+    registry.write_poller(health)
+    assert registry.poller(now) == health
+    later = now + FOREIGN_TIMEOUT  # nobody rewrote them: the container is gone
+    assert registry.poller(later) is None
+    assert registry.processes(now=later) == []
+    assert not registry.record_path(theirs.pid, 0).exists()
+
+
+def test_zombies_and_leftover_temp_files_go(tmp_path):
+    registry = Registry(tmp_path, "demo+default+x")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(0.5)  # exited, and not reaped: a zombie, whose pid still answers kill(pid, 0)
+    try:
+        registry.write_process(ProcessRecord(pid=child.pid, role="reader",
+                                             started=process_started(child.pid)), 0)
+        assert registry.processes() == []
+    finally:
+        child.wait()
+    leftover = registry.dir / ".abc.tmp"
+    leftover.write_text("half")
+    os.utime(leftover, (time.time() - 120, time.time() - 120))
+    registry.processes()
+    assert not leftover.exists()
+
+
+def test_two_roles_of_one_process_are_one_row_and_one_leaving_keeps_the_other(tmp_path):
+    registry = Registry(tmp_path, "demo+default+x")
+    me = os.getpid()
+    poller = ProcessRecord(pid=me, role="poller", started=process_started(me), version=5)
+    reader = ProcessRecord(pid=me, role="reader", started=process_started(me), version=5)
+    registry.write_process(poller, 0)
+    registry.write_process(reader, 1)
+    assert registry.processes() == [poller]
+    registry.remove_process(me, 1)
+    assert registry.processes() == [poller]
 
 
 def test_junk_in_the_directory_is_skipped(tmp_path):
@@ -69,3 +108,25 @@ def test_a_record_only_moves_forward_when_two_threads_apply_at_once(tmp_path):
         thread.join()
     assert report.record.version == 200
     assert [r.version for r in registry.processes()] == [200]
+
+
+def test_a_check_that_changes_nothing_rewrites_the_record_only_now_and_then(tmp_path):
+    from hotconf.process.report import CHECK_WRITE_EVERY, ProcessReport
+    from hotconf.runtime import ProcessFacts
+
+    clock = [1000.0]
+    registry = Registry(tmp_path, "demo+default+x")
+    report = ProcessReport(registry, ProcessFacts(), "k", stale_after=10, clock=lambda: clock[0])
+    report.role("reader")
+    written = report.path.stat().st_mtime_ns
+    for _ in range(10):  # every 2 s, as while behind: no write
+        clock[0] += 2
+        report.checked(None)
+    assert report.path.stat().st_mtime_ns == written
+    clock[0] += CHECK_WRITE_EVERY
+    time.sleep(0.01)
+    report.checked(None)
+    assert report.path.stat().st_mtime_ns != written
+    report.path.unlink()  # a wiped cache dir
+    report.checked(None)
+    assert report.path.exists()

@@ -431,12 +431,18 @@ def test_a_reader_behind_the_store_says_so_once_and_when_it_caught_up(tmp_path, 
         reader.start()
         assert reader.name == "reader"
         real_latest = reader.store.latest
-        reader.store.latest = lambda previous=None: None  # the new snapshot does not decode
+        reads = []
+        reader.store.latest = lambda previous=None: reads.append(1)  # it does not decode
         apollo.publish("application", {"k": "v2"})
         wait_until(lambda: "is behind the host" in caplog.text, timeout=10,
                    message="the warning")
         assert proc.held.namespaces["application"]["k"] == "v1"
         assert reader.report.behind and caplog.text.count("is behind the host") == 1
+        before = len(reads)
+        for _ in range(100):
+            reader.check()  # requests: they leave a store they cannot read to the safety net
+        time.sleep(2.5)
+        assert len(reads) - before <= 3, "retried every 2 s, never in a loop"
         reader.store.latest = real_latest
         wait_until(lambda: "caught up" in caplog.text, timeout=10, message="the all-clear")
         assert proc.held.namespaces["application"]["k"] == "v2" and not reader.report.behind

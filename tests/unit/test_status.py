@@ -119,3 +119,31 @@ def test_a_success_clears_the_failure_and_history_stays_bounded():
     for version in range(100, 200):
         health = health.published(version, NOW)
     assert len(health.history) == 32 and health.history[-1][0] == 199
+
+
+def test_a_poller_silent_past_a_poll_timeout_fails_the_probe():
+    """Frozen (SIGSTOP) or hung: no error, but no success either for longer than a held poll
+    can last plus the bound."""
+    quiet = PollerHealth(pid=1, since=NOW - 1000, last_success=NOW - 95, poll_timeout=90)
+    view = host_status([record(1, 30, "k3", "poller")], quiet, HEAD, NOW, stale_after=10)
+    assert not view.poller_silent and view.exit_status == EXIT_CURRENT
+    quiet = PollerHealth(pid=1, since=NOW - 1000, last_success=NOW - 101, poll_timeout=90)
+    view = host_status([record(1, 30, "k3", "poller")], quiet, HEAD, NOW, stale_after=10)
+    assert view.poller_silent and view.exit_status == EXIT_UNHEALTHY
+    assert "has not heard from the config service" in view.problems[0]
+
+
+def test_a_fetch_that_keeps_failing_is_not_reset_by_the_polls_between():
+    health = PollerHealth(pid=1, since=NOW - 100).failed("http", "500", NOW - 60, 1.0)
+    # polls answer (last_poll moves) but nothing announced could be fetched: still failing
+    view = host_status([record(1, 30, "k3", "poller")], health, HEAD, NOW)
+    assert view.poller_failing and "failing for 60 s" in view.problems[0]
+
+
+def test_processes_with_a_store_of_their_own_need_no_host_poller():
+    alone = ProcessRecord(pid=2, role="poller", shared=False, version=30,
+                          releases={"application": "k3"})
+    view = host_status([alone], None, HEAD, NOW)
+    assert not view.needs_poller and view.exit_status == EXIT_CURRENT
+    assert host_status([alone, record(3, 30, "k3")], None, HEAD, NOW).exit_status == \
+        EXIT_UNHEALTHY
