@@ -46,6 +46,7 @@ class LocalCache:
         self.parts_dir = self.path.with_suffix(".parts")
         self.legacy_path = self.dir / f"{legacy_key}.json" if legacy_key else None
         self._last_write_error: Optional[str] = None
+        self._last_read_problem: Optional[str] = None
         self._verified = False  # the parts on disk were compared with ours once (first save)
 
     @classmethod
@@ -68,18 +69,26 @@ class LocalCache:
                 missing = str(exc)
                 continue  # replaced by a newer release while we read: read the new index
             except ProtocolError as exc:
-                log.warning("hotconf: the local cache %s is corrupt or unreadable (%s); ignoring "
-                            "it. It is rewritten after the next successful load", self.path, exc)
+                self._problem(f"the local cache {self.path} is corrupt or unreadable ({exc}); "
+                              f"ignoring it. It is rewritten after the next successful load")
                 return None
             if (snapshot.app_id, snapshot.cluster) != (self.app_id, self.cluster):
-                log.warning("hotconf: the local cache %s holds app %r cluster %r, not %r %r; "
-                            "ignoring it", self.path, snapshot.app_id, snapshot.cluster,
-                            self.app_id, self.cluster)
+                self._problem(f"the local cache {self.path} holds app {snapshot.app_id!r} "
+                              f"cluster {snapshot.cluster!r}, not {self.app_id!r} "
+                              f"{self.cluster!r}; ignoring it")
                 return None
+            self._last_read_problem = None
             return snapshot
-        log.warning("hotconf: the local cache %s is incomplete (%s); ignoring it. The poller "
-                    "writes it again", self.path, missing)
+        self._problem(f"the local cache {self.path} is incomplete ({missing}); ignoring it. The "
+                      f"poller writes it again")
         return None
+
+    def _problem(self, message: str) -> None:
+        """Said once while it lasts (a process behind an unreadable cache retries every few
+        seconds), then at debug level."""
+        level = logging.DEBUG if message == self._last_read_problem else logging.WARNING
+        self._last_read_problem = message
+        log.log(level, "hotconf: %s", message)
 
     def _read(self, path: Path, what: str) -> Optional[bytes]:
         try:
@@ -87,15 +96,15 @@ class LocalCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning("hotconf: the %s %s is corrupt or unreadable (%s); ignoring it",
-                        what, path, exc.strerror or exc)
+            self._problem(f"the {what} {path} is corrupt or unreadable "
+                          f"({exc.strerror or exc}); ignoring it")
             return None
         try:
             with os.fdopen(fd, "rb") as fh:
                 raw = fh.read(MAX_CACHE_BYTES + 1)
         except OSError as exc:
-            log.warning("hotconf: the %s %s is corrupt or unreadable (%s); ignoring it",
-                        what, path, exc.strerror or exc)
+            self._problem(f"the {what} {path} is corrupt or unreadable "
+                          f"({exc.strerror or exc}); ignoring it")
             return None
         return raw if len(raw) <= MAX_CACHE_BYTES else None
 

@@ -66,7 +66,8 @@ def test_a_release_is_heard_at_once_and_the_lock_file_wakes_nobody(tmp_path, wat
             wait_until(lambda b=before: len(heard) > b, timeout=5, interval=0.001,
                        message="the watch to fire")
             delays.append(heard[before] - sent)
-        assert max(delays) < 0.3 and statistics.median(delays) < 0.05, delays
+        # generous: watchdog may hold a rename's first half for up to 0.5 s to pair it
+        assert max(delays) < 1.0 and statistics.median(delays) < 0.05, delays
     finally:
         reader.close()
 
