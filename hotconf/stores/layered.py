@@ -40,20 +40,23 @@ class LayeredStore(Store):
             taken = self.front.publish(snapshot)
         except StoreError:
             # The front refused it (too large for the uWSGI cache): this process still serves
-            # it, and the others read it from the file.
-            self._save(snapshot)
+            # it, and the others read it from the file, which the front's marker now names.
+            self._save(snapshot, named_by_front=True)
             self._notify_local(snapshot)
             raise
         self._save(snapshot)
         return taken
 
-    def _save(self, snapshot: Snapshot) -> None:
+    def _save(self, snapshot: Snapshot, named_by_front: bool = False) -> None:
         with self._lock:
             on_file = self._on_file
         if on_file is not None and on_file.newer_than(snapshot):
             return  # never put an older snapshot on disk
-        # Never rewrite the file with the releases it holds already (unless it was deleted).
-        if snapshot.same_releases(on_file) and self.cache.holds(snapshot):
+        # Never rewrite the file with the releases it holds already (unless it was deleted),
+        # except when the front's marker sends readers to the file for this very version:
+        # they would find an older one there and never stop looking for it.
+        if not named_by_front and snapshot.same_releases(on_file) and \
+                self.cache.holds(snapshot):
             self.unwritten = None
         elif self.cache.save(snapshot):
             self.unwritten = None

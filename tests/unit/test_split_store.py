@@ -315,3 +315,26 @@ def test_a_refused_snapshot_is_not_put_back_on_every_wake():
     assert "the cache is full" in str(err.value) and "items=" in str(err.value)
     assert store.token() is None and store.holds(s1)
     assert not store.holds(snapshot(2, "ns0", s1))
+
+
+def test_a_version_the_front_sends_readers_to_the_file_for_is_on_the_file(tmp_path):
+    """Too large for the uWSGI cache: the marker names the file's version. A new snapshot
+    with the same releases (only notification ids moved) must still be written there, or
+    readers find an older version and keep looking (a 2 s retry forever)."""
+    from hotconf.stores.layered import LayeredStore
+
+    api = FakeUwsgi(blocksize=600)
+    front = UwsgiCacheStore(api, NoPush(), "hotconf", "app+default", 600)
+    store = LayeredStore(front, LocalCache(tmp_path, "app", "default"), watch_file=False)
+    first = snapshot(1)
+    with pytest.raises(SnapshotTooLargeError):
+        store.publish(first)
+    moved = first.replace({n: ns.with_notification_id(7) for n, ns in first.namespaces.items()},
+                          version=2)
+    assert moved.same_releases(first)
+    with pytest.raises(SnapshotTooLargeError):
+        store.publish(moved)
+    assert front.version() == 2 and store.version() == 2
+    reader = LayeredStore(UwsgiCacheStore(api, NoPush(), "hotconf", "app+default", 600),
+                          LocalCache(tmp_path, "app", "default"), watch_file=False)
+    assert reader.latest(first).version == 2
