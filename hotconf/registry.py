@@ -12,7 +12,7 @@ Records of dead processes (zombies included; a pid since reused is told by the p
 time) are skipped and removed by whoever reads them. A record written in another pid namespace
 (a container's, read from the host through a shared volume, or the container's previous life)
 names a pid the reader cannot check: it counts while its process keeps it fresh (every armed
-process rewrites its record at least once a minute) and goes once it has not for
+process rewrites its record at least every 5 minutes) and goes once it has not for
 ``FOREIGN_TIMEOUT``.
 """
 
@@ -35,8 +35,9 @@ log = logging.getLogger("hotconf")
 
 POLLER_FILE = "poller.json"
 
-#: A record from another pid namespace not rewritten for this long is a dead process's.
-FOREIGN_TIMEOUT = 180.0
+#: A record from another pid namespace not rewritten for this long is a dead process's (a live
+#: one rewrites it at least every ``report.CHECK_WRITE_EVERY``).
+FOREIGN_TIMEOUT = 900.0
 
 #: A writer's temporary file older than this was left by a process killed mid-write.
 TEMP_TIMEOUT = 60.0
