@@ -171,11 +171,13 @@ class PollerReport:
         self.health = PollerHealth(pid=pid, started=process_started(pid),
                                    pidns=pid_namespace(), since=clock())
 
-    def _update(self, health: PollerHealth, urgent: bool = True) -> None:
+    def _update(self, health: PollerHealth, urgent: Optional[bool] = True) -> None:
+        """``urgent``: write now; False: at most every ``POLLER_WRITE_EVERY``; None: not now
+        (the next write carries it)."""
         with self._lock:
             self.health = health
             now = self._clock()
-            if not urgent and now - self._written < POLLER_WRITE_EVERY:
+            if urgent is None or (not urgent and now - self._written < POLLER_WRITE_EVERY):
                 return
             self._written = now
             if self.registry is not None:
@@ -193,18 +195,19 @@ class PollerReport:
                              config_service=self.health.config_service or _masked(service)))
 
     def polled(self, service: Optional[str], notifications: dict) -> None:
-        """A poll answered (a success only once what it announced is fetched: ``succeeded``)."""
+        """A poll answered (a success only once what it announced is fetched: ``succeeded``,
+        which writes it; so the file's last success is never a poll behind)."""
         health = self.health
         self._update(replace(health, last_poll=self._clock(),
                              config_service=_masked(service) or health.config_service,
-                             notifications=dict(notifications)), urgent=False)
+                             notifications=dict(notifications)), urgent=None)
 
     def succeeded(self) -> None:
         recovered = self.health.failing_since is not None
         self._update(self.health.succeeded(self._clock()), urgent=recovered)
 
     def fetched(self) -> None:
-        self._update(replace(self.health, last_fetch=self._clock()), urgent=False)
+        self._update(replace(self.health, last_fetch=self._clock()), urgent=None)
 
     def failed(self, exc: ApolloError, backoff: float) -> None:
         self._update(self.health.failed(error_kind(exc), mask_text(str(exc)), self._clock(),

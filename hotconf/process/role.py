@@ -363,8 +363,9 @@ class Role:
                 if self.report.behind:
                     self.refresh()
                 else:
-                    self.check()
-                self.report.checked(self.store.version())
+                    self.check()  # a token compare: a newer snapshot is read and applied
+                # Only while behind is the store's version read again (the token said enough).
+                self.report.checked(self.store.version() if self.report.behind else None)
             except Exception:  # noqa: BLE001 - the safety net must outlive any one failure
                 log.exception("hotconf: checking the store failed")
 

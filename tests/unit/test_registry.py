@@ -130,3 +130,18 @@ def test_a_check_that_changes_nothing_rewrites_the_record_only_now_and_then(tmp_
     report.path.unlink()  # a wiped cache dir
     report.checked(None)
     assert report.path.exists()
+
+
+def test_the_pollers_file_says_its_last_success_as_it_happens(tmp_path):
+    """A poll answered is written with its success (after the fetches), never a poll late:
+    the silence rule reads last_success from the file."""
+    from hotconf.process.report import PollerReport
+
+    clock = [1000.0]
+    registry = Registry(tmp_path, "demo+default+x")
+    report = PollerReport(registry, clock=lambda: clock[0])
+    for _ in range(3):
+        clock[0] += 60  # a held poll answered 304
+        report.polled("http://cs", {"application": 1})
+        report.succeeded()
+        assert registry.poller(clock[0]).last_success == clock[0]
