@@ -18,25 +18,30 @@ from .errors import (
     FormatError,
     HotconfError,
     HTTPStatusError,
+    InvalidValuesError,
     MissingPartError,
     NotFoundError,
     ProtocolError,
     ReloadError,
+    ResourceError,
     SettingsError,
     SnapshotTooLargeError,
     StoreError,
     TransportError,
     UnknownNamespaceError,
+    ValueProblem,
 )
 from .reload.policy import ReloadRequest
+from .resources import Resource
 from .snapshot import NamespaceSnapshot, Snapshot
-from .status import PollerHealth, ProcessRecord, Status
+from .status import DependentState, PollerHealth, ProcessRecord, Status
 
 __all__ = [
     "ApolloError", "AuthError", "Change", "ChangeEvent", "ChangeType", "Config",
-    "ConfigUnavailableError", "ConfigValueError", "FormatError", "HTTPStatusError",
-    "HotconfError", "MissingPartError", "NamespaceSnapshot", "NotFoundError", "PollerHealth",
-    "ProcessRecord", "ProtocolError", "ReloadError", "ReloadRequest", "SettingsError",
-    "Snapshot", "SnapshotTooLargeError", "Status", "StoreError",
-    "TransportError", "UnknownNamespaceError", "__version__",
+    "ConfigUnavailableError", "ConfigValueError", "DependentState", "FormatError",
+    "HTTPStatusError", "HotconfError", "InvalidValuesError", "MissingPartError",
+    "NamespaceSnapshot", "NotFoundError", "PollerHealth", "ProcessRecord", "ProtocolError",
+    "ReloadError", "ReloadRequest", "Resource", "ResourceError", "SettingsError", "Snapshot",
+    "SnapshotTooLargeError", "Status", "StoreError", "TransportError", "UnknownNamespaceError",
+    "ValueProblem", "__version__",
 ]

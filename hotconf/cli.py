@@ -374,6 +374,14 @@ def _print_status(settings: Settings, view: HostStatus) -> None:
                 f"  behind {row.behind_for:.0f} s" if row.behind_for is not None else "")
         print(f"{r.pid:>8}  {r.role:<7} {worker:<7} {ago(now, r.applied_at):>11}  "
               f"{ago(now, r.last_check):>11}  {_releases_text(dict(r.releases))}{flag}")
+        for dep in r.dependents:
+            if dep.failing_since is None:
+                state = f"built {ago(now, dep.built_at)}, {dep.builds} build(s)"
+            else:
+                failing = "FAILING" if dep in row.failing else "failing"
+                state = (f"{failing} for {duration(now, dep.failing_since)} "
+                         f"({', '.join(dep.failed_keys)}): {dep.error}")
+            print(f"{'':>8}  {dep.kind} {dep.name}: {state}")
     for problem in view.problems:
         print(f"problem: {problem}")
     if not view.rows:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Collection, List, Optional, Sequence, TypeVar, Union, cast
 
 from . import typed
 from .changes import ChangeEvent
@@ -17,14 +17,19 @@ from .options import Options, resolve_options
 from .process.binding import Binding
 from .process.role import RoleName
 from .reload.policy import ReloadRequest
+from .resources import GRACE, SETTLE, Resource
 from .snapshot import NamespaceSnapshot, Snapshot, SourceName, diff
 from .status import Status
 
-_NO_DEFAULT: Any = object()
-DEFAULT_NAMESPACE = "application"
+if TYPE_CHECKING:
+    from .bound import Binder
+
+DEFAULT_NAMESPACE = typed.DEFAULT_NAMESPACE
+T = TypeVar("T")
+M = TypeVar("M")
 
 
-class Config:
+class Config(typed.TypedReads):
     """An Apollo app's configuration, kept current: ``Config(app_id="demo", server=URL)``."""
 
     def __init__(
@@ -35,7 +40,7 @@ class Config:
         cache_dir: Union[str, os.PathLike[str], None] = None, store: Optional[str] = None,
         poller: Optional[str] = None, reload_on: Sequence[str] = (),
         on_reload: Optional[Callable[[ReloadRequest], None]] = None, reload: str = "auto",
-        reload_wait: Tuple[float, float] = (2.0, 10.0), reload_splay: float = 0.0,
+        reload_wait: tuple[float, float] = (2.0, 10.0), reload_splay: float = 0.0,
         reload_min_interval: float = 30.0, options: Optional[Options] = None, **tuning: float,
     ):
         """Explicit arguments win over Apollo's environment variables (see the README), or
@@ -45,12 +50,13 @@ class Config:
             namespaces=namespaces, secret=secret, label=label, ip=ip, data_center=data_center,
             cache_dir=cache_dir, store=store, poller=poller, reload_on=reload_on,
             on_reload=on_reload, reload=reload, reload_wait=reload_wait, reload_splay=reload_splay,
-            reload_min_interval=reload_min_interval, **cast(Dict[str, Any], tuning))
+            reload_min_interval=reload_min_interval, **cast(dict[str, Any], tuning))
         self.settings = self.options.settings
         self._snapshot: Optional[Snapshot] = None  # set only where hotconf is armed
-        self._getters: Optional[Dict[str, Callable[[str, Any], Any]]] = None  # the hot path
+        self._getters: Optional[dict[str, Callable[[str, Any], Any]]] = None  # the hot path
         self._lock = threading.RLock()
         self._listeners = Listeners()
+        self._dependents: List[Union[Resource[Any], Binder]] = []
         self._binding = Binding(self.options, self)
 
     # -- what the process role calls (``Binding``) --------------------------------------------------
@@ -62,6 +68,8 @@ class Config:
             self._snapshot = snapshot
             self._getters = {name: ns.getter() for name, ns in snapshot.namespaces.items()}
         events = diff(old, snapshot)
+        for dependent in self._dependents:  # models first, as the Config: then listeners
+            dependent.feed(events)
         self._listeners.dispatch(events)
         return events
 
@@ -71,6 +79,8 @@ class Config:
         self._getters = None
         self._lock = threading.RLock()
         self._listeners.after_fork()
+        for dependent in self._dependents:
+            dependent.after_fork()
 
     def start(self) -> Config:
         """Load now instead of at the first read (raises if nothing is available)."""
@@ -81,6 +91,8 @@ class Config:
         """Stop polling and listener delivery. Reads keep answering from the last snapshot."""
         self._binding.stop()
         self._listeners.close()
+        for dependent in self._dependents:
+            dependent.stop()
 
     close = stop
 
@@ -138,54 +150,38 @@ class Config:
     def keys(self, namespace: str = DEFAULT_NAMESPACE) -> List[str]:
         return list(self.namespace(namespace))
 
-    def _typed(self, key: str, default: Any, namespace: str, conversion: typed.Conversion) -> Any:
-        return typed.convert_or_default(key, namespace, self.get(key, None, namespace),
-                                        conversion, default, _NO_DEFAULT)
-
-    def get_int(self, key: str, default: Any = _NO_DEFAULT,
-                namespace: str = DEFAULT_NAMESPACE) -> Optional[int]:
-        return self._typed(key, default, namespace, typed.INTEGER)  # type: ignore[no-any-return]
-
-    def get_float(self, key: str, default: Any = _NO_DEFAULT,
-                  namespace: str = DEFAULT_NAMESPACE) -> Optional[float]:
-        return self._typed(key, default, namespace, typed.NUMBER)  # type: ignore[no-any-return]
-
-    def get_bool(self, key: str, default: Any = _NO_DEFAULT,
-                 namespace: str = DEFAULT_NAMESPACE) -> Optional[bool]:
-        return self._typed(key, default, namespace, typed.BOOLEAN)  # type: ignore[no-any-return]
-
-    def get_list(self, key: str, default: Any = _NO_DEFAULT, namespace: str = DEFAULT_NAMESPACE,
-                 separator: str = ",") -> Optional[List[str]]:
-        return self._typed(key, default, namespace,  # type: ignore[no-any-return]
-                           ("list", typed.list_of(separator)))
-
-    def get_json(self, key: str, default: Any = _NO_DEFAULT,
-                 namespace: str = DEFAULT_NAMESPACE) -> Any:
-        """A JSON value; in a json/yaml namespace also a whole subtree by dotted path."""
-        ns = self.namespace(namespace)
-        if key not in ns and ns.format.is_structured:
-            try:
-                return ns.lookup(key)
-            except KeyError:
-                return None if default is _NO_DEFAULT else default
-        return self._typed(key, default, namespace, typed.JSON)
-
     def on_change(self, callback: Optional[Listener] = None, *, keys: Optional[Collection[str]] = None,
                   prefixes: Optional[Collection[str]] = None, namespace: Optional[str] = None) -> Any:
         """Call ``callback(event)`` after each release that changes a key of interest: ``keys``
         and ``prefixes`` narrow the keys, ``namespace`` the namespace (none: every change).
         Usable as a decorator. Listeners run on a hotconf thread; one that raises is logged."""
-        if namespace is not None and namespace not in self.settings.namespaces:
-            raise UnknownNamespaceError.of(namespace, self.settings.namespaces)
-
-        def register(fn: Listener) -> Listener:
-            self._listeners.add(fn, keys, prefixes, namespace)
-            return fn
-
-        return register if callback is None else register(callback)
+        return self._listeners.register(callback, keys, prefixes, namespace,
+                                        self.settings.namespaces)
 
     def remove_listener(self, callback: Callable[[ChangeEvent], None]) -> bool:
         return self._listeners.remove(callback)
+
+    # -- built from config -------------------------------------------------------------------------
+    def resource(self, factory: Callable[[Config], T], keys: Union[str, Sequence[str]], *,
+                 close: Optional[Callable[[T], Any]] = None, grace: float = GRACE,
+                 settle: float = SETTLE, name: Optional[str] = None) -> Resource[T]:
+        """A per-process object built by ``factory(cfg)`` at its first use in each process and
+        rebuilt when a release changes one of ``keys`` (globs as in ``reload_on``). ``handle()``
+        is the current object; ``with handle.use() as obj:`` keeps one for a block."""
+        handle = Resource(self, factory, keys, close=close, grace=grace, settle=settle, name=name)
+        self._dependents.append(handle)
+        return handle
+
+    def bind(self, model: type[M], namespace: str = DEFAULT_NAMESPACE,
+             prefix: Optional[str] = None) -> M:
+        """A live instance of ``model`` (a dataclass, or a pydantic model) from the keys under
+        ``prefix``: a release that does not validate is not applied to it (raises
+        ``InvalidValuesError`` here if the current values do not)."""
+        from .bound import Binder  # the model machinery, loaded by the first bind
+
+        binder = Binder(self, model, namespace, prefix)
+        self._dependents.append(binder)
+        return binder.live  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         s = self.settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, List, NamedTuple, Optional, Sequence
 
 from .masking import mask
 
@@ -45,6 +45,44 @@ class ConfigValueError(HotconfError, ValueError):
             f"{namespace}:{key} = {shown!r} is not a valid {wanted}{extra}; fix the value in "
             f"Apollo or pass default= to fall back"
         )
+
+
+class ValueProblem(NamedTuple):
+    """One key of a bound model (``cfg.bind``) that does not validate; ``value`` is masked."""
+
+    key: str
+    namespace: str
+    value: Optional[str]  # None: the key is missing
+    message: str
+
+    def __str__(self) -> str:
+        shown = "missing" if self.value is None else repr(
+            self.value if len(self.value) <= 80 else self.value[:77] + "...")
+        return f"{self.namespace}:{self.key} = {shown}: {self.message}"
+
+
+class InvalidValuesError(ConfigValueError):
+    """Values that do not fit a bound model: ``problems`` names each key (values masked). At
+    bind time it is raised; on a release the model keeps its last valid values instead."""
+
+    def __init__(self, model: str, problems: Sequence[ValueProblem]):
+        self.model = model
+        self.problems = list(problems)
+        first = self.problems[0] if self.problems else ValueProblem("?", "?", None, "invalid")
+        self.key, self.namespace, self.wanted = first.key, first.namespace, model
+        self.value = first.value or ""
+        listed = "; ".join(str(p) for p in self.problems)
+        ValueError.__init__(self, f"{model}: {len(self.problems)} invalid value"
+                                  f"{'s' if len(self.problems) != 1 else ''} ({listed}); fix "
+                                  f"them in Apollo (the model keeps its last valid values)")
+
+    @property
+    def keys(self) -> List[str]:
+        return [p.key for p in self.problems]
+
+
+class ResourceError(HotconfError):
+    """A resource (``cfg.resource``) could not be built and there is no earlier one to serve."""
 
 
 class FormatError(HotconfError):
@@ -100,7 +138,7 @@ class ReloadError(HotconfError):
 
 __all__ = [
     "ApolloError", "AuthError", "ConfigUnavailableError", "ConfigValueError", "FormatError",
-    "HTTPStatusError", "HotconfError", "MissingPartError", "NotFoundError", "ProtocolError", "ReloadError",
-    "SettingsError", "SnapshotTooLargeError", "StoreError", "TransportError",
-    "UnknownNamespaceError",
+    "HTTPStatusError", "HotconfError", "InvalidValuesError", "MissingPartError", "NotFoundError",
+    "ProtocolError", "ReloadError", "ResourceError", "SettingsError", "SnapshotTooLargeError",
+    "StoreError", "TransportError", "UnknownNamespaceError", "ValueProblem",
 ]

@@ -13,9 +13,10 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from .changes import ChangeEvent
+from .errors import UnknownNamespaceError
 
 log = logging.getLogger("hotconf")
 
@@ -35,32 +36,36 @@ class Registration:
         return event.only(self.keys, self.prefixes)
 
 
-class _Mailbox:
-    """One listener's queue and the thread that calls it, in order."""
+class Mailbox:
+    """One callback's queue and the thread that calls it, in order: ``post`` a batch of
+    argument tuples; each call is isolated (one that raises is logged, the next still runs)."""
 
-    def __init__(self, registration: Registration):
-        self.registration = registration
-        self.queue: queue.Queue[Optional[List[ChangeEvent]]] = queue.Queue()
-        name = getattr(registration.callback, "__qualname__", "listener")
+    def __init__(self, callback: Callable[..., Any], what: str):
+        self.callback = callback
+        self.what = what  # for the log: "change listener", "model listener"
+        self.queue: queue.Queue[Optional[List[Tuple[Any, ...]]]] = queue.Queue()
+        name = getattr(callback, "__qualname__", "listener")
         self.cancelled = False  # removed: what is still queued is dropped
         self.thread = threading.Thread(target=self._run, name=f"hotconf-listener {name}",
                                        daemon=True)
         self.thread.start()
 
+    def post(self, calls: List[Tuple[Any, ...]]) -> None:
+        self.queue.put(calls)
+
     def _run(self) -> None:
-        reg = self.registration
         while True:
-            events = self.queue.get()
-            if events is None:
+            calls = self.queue.get()
+            if calls is None:
                 return
-            for event in events:
+            for args in calls:
                 if self.cancelled:
                     break
                 try:
-                    reg.callback(event)
-                except BaseException:  # noqa: BLE001 - even SystemExit: the next event still comes
-                    log.exception("hotconf: change listener %r failed on namespace %r; "
-                                  "other listeners still run", reg.callback, event.namespace)
+                    self.callback(*args)
+                except BaseException:  # noqa: BLE001 - even SystemExit: the next call still comes
+                    log.exception("hotconf: %s %r failed; other listeners still run", self.what,
+                                  self.callback)
 
     def close(self) -> None:
         self.cancelled = True
@@ -71,7 +76,7 @@ class Listeners:
     def __init__(self) -> None:
         self._registrations: List[Registration] = []
         self._lock = threading.Lock()
-        self._mailboxes: Dict[int, _Mailbox] = {}  # by id() of the registration
+        self._mailboxes: Dict[int, Mailbox] = {}  # by id() of the registration
 
     def add(self, callback: Listener, keys: Optional[Collection[str]] = None,
             prefixes: Optional[Collection[str]] = None, namespace: Optional[str] = None) -> None:
@@ -92,6 +97,19 @@ class Listeners:
             # The same callback with the same interests is registered once, as in Java.
             if reg not in self._registrations:
                 self._registrations.append(reg)
+
+    def register(self, callback: Optional[Listener], keys: Optional[Collection[str]],
+                 prefixes: Optional[Collection[str]], namespace: Optional[str],
+                 known: Collection[str]) -> Any:
+        """``cfg.on_change``: add ``callback``, or return a decorator that does."""
+        if namespace is not None and namespace not in known:
+            raise UnknownNamespaceError.of(namespace, known)
+
+        def add(fn: Listener) -> Listener:
+            self.add(fn, keys, prefixes, namespace)
+            return fn
+
+        return add if callback is None else add(callback)
 
     def remove(self, callback: Listener) -> bool:
         with self._lock:
@@ -114,8 +132,8 @@ class Listeners:
                     continue
                 mailbox = self._mailboxes.get(id(reg))
                 if mailbox is None or not mailbox.thread.is_alive():
-                    mailbox = self._mailboxes[id(reg)] = _Mailbox(reg)
-                mailbox.queue.put(views)
+                    mailbox = self._mailboxes[id(reg)] = Mailbox(reg.callback, "change listener")
+                mailbox.post([(view,) for view in views])
 
     def after_fork(self) -> None:
         """In a forked child the listener threads are gone (uWSGI may still report them

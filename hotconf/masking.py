@@ -7,7 +7,8 @@ entirely, and a password inside a URL (``postgresql://app:****@db/app``) is mask
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Iterable, Optional, Tuple
+from urllib.parse import quote, unquote
 
 MASK = "****"
 
@@ -36,3 +37,26 @@ def mask(key: str, value: Optional[str]) -> Optional[str]:
 def mask_text(text: str) -> str:
     """Passwords inside URLs masked in free text (an exception's message, a log line)."""
     return _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", text)
+
+
+def mask_values_in(text: str, values: Iterable[Tuple[str, Optional[str]]]) -> str:
+    """``text`` (a factory's exception message, say) with the secrets among ``values`` masked
+    wherever they appear: values of secret-looking keys and passwords inside URL values, as
+    written and URL-encoded, plus passwords inside any URL of the text itself."""
+    secrets = set()
+    for key, value in values:
+        if not value:
+            continue
+        if is_secret(key):
+            secrets.add(value)
+        for match in _URL_CREDENTIALS.finditer(value):
+            secrets.add(value[match.end(1):match.end() - 1])
+    for secret in list(secrets):
+        secrets.update({quote(secret, safe=""), unquote(secret)})
+    text = mask_text(text)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        if len(secret) < 3:  # a one- or two-character secret: whole words only, not every 'a'
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
+        else:
+            text = text.replace(secret, MASK)
+    return text

@@ -83,6 +83,27 @@ def families(status: HostStatus) -> List[Any]:
     for reason, count in sorted(fired.items()):
         reloads.add_metric([reason], count)
     out.append(reloads)
+    failing = core.GaugeMetricFamily(
+        "hotconf_dependent_failing", f"Processes whose resource or bound model has failed to "
+        f"build or validate the latest values for longer than {status.stale_after:g} s",
+        labels=["kind", "name"])
+    builds = core.CounterMetricFamily("hotconf_dependent_builds", "Resources built and models "
+                                      "applied by live processes", labels=["kind", "name"])
+    failures = core.CounterMetricFamily("hotconf_dependent_failures", "Failed resource builds "
+                                        "and rejected model releases in live processes",
+                                        labels=["kind", "name"])
+    named: Dict[Tuple[str, str], List[int]] = {}
+    for row in status.rows:
+        for dep in row.record.dependents:
+            counts = named.setdefault((dep.kind, dep.name), [0, 0, 0])
+            counts[0] += dep in row.failing
+            counts[1] += dep.builds
+            counts[2] += dep.failures
+    for labels, (failing_now, built, failed) in sorted(named.items()):
+        failing.add_metric(list(labels), failing_now)
+        builds.add_metric(list(labels), built)
+        failures.add_metric(list(labels), failed)
+    out.extend([failing, builds, failures])
     delivery = Delivery()
     for row in status.rows:
         delivery = delivery.merged(row.record.delivery)

@@ -74,6 +74,38 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class DependentState:
+    """A resource (``cfg.resource``) or bound model (``cfg.bind``) in one process: what it is
+    built from, and whether the last release it took failed to build or validate."""
+
+    kind: str  # "resource" or "model"
+    name: str
+    keys: Tuple[str, ...]  # the key patterns it follows
+    builds: int = 0  # built (resource) or applied (model) successfully in this process
+    failures: int = 0
+    built_at: Optional[float] = None
+    error: Optional[str] = None  # the current failure, secrets masked
+    failed_keys: Tuple[str, ...] = ()  # the keys the failure is about
+    failing_since: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "keys": list(self.keys),
+                "builds": self.builds, "failures": self.failures, "built_at": self.built_at,
+                "error": self.error, "failed_keys": list(self.failed_keys),
+                "failing_since": self.failing_since}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Optional[DependentState]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            return None
+        return cls(kind=_str(raw.get("kind"), "resource"), name=raw["name"],
+                   keys=_strings(raw.get("keys")), builds=_int(raw.get("builds")) or 0,
+                   failures=_int(raw.get("failures")) or 0, built_at=_num(raw.get("built_at")),
+                   error=_str(raw.get("error"), None), failed_keys=_strings(raw.get("failed_keys")),
+                   failing_since=_num(raw.get("failing_since")))
+
+
+@dataclass(frozen=True)
 class ProcessRecord:
     """What one process reports of itself (``cfg.status()`` returns this process's)."""
 
@@ -94,6 +126,7 @@ class ProcessRecord:
     delivery: Delivery = field(default_factory=Delivery)
     reloads: Mapping[str, int] = field(default_factory=dict)  # reason -> server reloads fired
     hotconf_version: str = ""
+    dependents: Tuple[DependentState, ...] = ()  # its resources and bound models
 
     def to_dict(self) -> Dict[str, Any]:
         return {"format": PROCESS_FORMAT, "pid": self.pid, "role": self.role,
@@ -104,7 +137,8 @@ class ProcessRecord:
                 "releases": dict(self.releases), "applied_at": self.applied_at,
                 "last_check": self.last_check, "behind_since": self.behind_since,
                 "delivery": self.delivery.to_dict(), "reloads": dict(self.reloads),
-                "hotconf_version": self.hotconf_version}
+                "hotconf_version": self.hotconf_version,
+                "dependents": [d.to_dict() for d in self.dependents]}
 
     @classmethod
     def from_dict(cls, raw: Any) -> Optional[ProcessRecord]:
@@ -130,7 +164,9 @@ class ProcessRecord:
             delivery=Delivery.from_dict(raw.get("delivery")),
             reloads={str(k): v for k, v in reloads.items() if isinstance(v, int)}
             if isinstance(reloads, dict) else {},
-            hotconf_version=_str(raw.get("hotconf_version"), ""))
+            hotconf_version=_str(raw.get("hotconf_version"), ""),
+            dependents=tuple(d for d in (DependentState.from_dict(x) for x in raw["dependents"])
+                             if d is not None) if isinstance(raw.get("dependents"), list) else ())
 
 
 @dataclass(frozen=True)
@@ -267,6 +303,7 @@ class ProcessRow:
     current: bool  # serves the host's newest releases
     behind_for: Optional[float]  # seconds since the host had a release this process lacks
     stale: bool
+    failing: Tuple[DependentState, ...] = ()  # resources/models failing longer than the bound
 
 
 @dataclass(frozen=True)
@@ -283,6 +320,10 @@ class HostStatus:
     @property
     def stale(self) -> List[ProcessRow]:
         return [row for row in self.rows if row.stale]
+
+    @property
+    def failing_dependents(self) -> List[Tuple[ProcessRow, DependentState]]:
+        return [(row, dep) for row in self.rows for dep in row.failing]
 
     @property
     def problems(self) -> List[str]:
@@ -304,6 +345,11 @@ class HostStatus:
         for row in self.stale:
             found.append(f"process {row.record.pid} serves an older release than the host's "
                          f"for {row.behind_for:.0f} s")
+        for row, dep in self.failing_dependents:
+            found.append(f"process {row.record.pid}: {dep.kind} {dep.name!r} "
+                         f"({', '.join(dep.failed_keys or dep.keys)}) has been failing for "
+                         f"{duration(self.now, dep.failing_since)}; it keeps its last good "
+                         f"{'object' if dep.kind == 'resource' else 'values'}: {dep.error}")
         return found
 
     @property
@@ -315,7 +361,8 @@ class HostStatus:
     def exit_status(self) -> int:
         if not self.rows:
             return EXIT_NOTHING
-        if self.stale or self.poller_failing or self.poller_silent or (
+        if self.stale or self.failing_dependents or self.poller_failing or \
+                self.poller_silent or (
                 self.poller is None and self.needs_poller):
             return EXIT_UNHEALTHY
         return EXIT_CURRENT
@@ -353,8 +400,11 @@ def host_status(records: Sequence[ProcessRecord], poller: Optional[PollerHealth]
         behind_for = None
         if lagging and head is not None:
             behind_for = max(0.0, now - behind_since(record, head, history))
+        broken = tuple(d for d in record.dependents if d.failing_since is not None
+                       and now - d.failing_since > stale_after)
         rows.append(ProcessRow(record, current=not lagging, behind_for=behind_for,
-                               stale=behind_for is not None and behind_for > stale_after))
+                               stale=behind_for is not None and behind_for > stale_after,
+                               failing=broken))
     failing = (poller is not None and poller.failing_since is not None
                and now - poller.failing_since > stale_after)
     heard = (poller.last_success or poller.since) if poller is not None else None
@@ -401,3 +451,7 @@ def _num(value: Any) -> Optional[float]:
 
 def _str(value: Any, default: Any) -> Any:
     return value if isinstance(value, str) else default
+
+
+def _strings(value: Any) -> Tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()

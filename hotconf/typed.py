@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from .errors import ConfigValueError
 
+if TYPE_CHECKING:
+    from .snapshot import NamespaceSnapshot
+
 log = logging.getLogger("hotconf")
+
+DEFAULT_NAMESPACE = "application"
+_NO_DEFAULT: Any = object()
 
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
@@ -61,3 +67,46 @@ def convert_or_default(key: str, namespace: str, raw: Optional[str], conversion:
             raise
         log.warning("hotconf: %s; using the default %r", error, default)
         return default
+
+
+class TypedReads:
+    """The typed getters, on top of ``get`` and ``namespace`` (``Config`` has them)."""
+
+    def get(self, key: str, default: Any = None, namespace: str = DEFAULT_NAMESPACE) -> Any:
+        raise NotImplementedError
+
+    def namespace(self, name: str = DEFAULT_NAMESPACE) -> NamespaceSnapshot:
+        raise NotImplementedError
+
+    def _typed(self, key: str, default: Any, namespace: str, conversion: Conversion) -> Any:
+        return convert_or_default(key, namespace, self.get(key, None, namespace),
+                                        conversion, default, _NO_DEFAULT)
+
+    def get_int(self, key: str, default: Any = _NO_DEFAULT,
+                namespace: str = DEFAULT_NAMESPACE) -> Optional[int]:
+        return self._typed(key, default, namespace, INTEGER)  # type: ignore[no-any-return]
+
+    def get_float(self, key: str, default: Any = _NO_DEFAULT,
+                  namespace: str = DEFAULT_NAMESPACE) -> Optional[float]:
+        return self._typed(key, default, namespace, NUMBER)  # type: ignore[no-any-return]
+
+    def get_bool(self, key: str, default: Any = _NO_DEFAULT,
+                 namespace: str = DEFAULT_NAMESPACE) -> Optional[bool]:
+        return self._typed(key, default, namespace, BOOLEAN)  # type: ignore[no-any-return]
+
+    def get_list(self, key: str, default: Any = _NO_DEFAULT, namespace: str = DEFAULT_NAMESPACE,
+                 separator: str = ",") -> Optional[List[str]]:
+        return self._typed(key, default, namespace,  # type: ignore[no-any-return]
+                           ("list", list_of(separator)))
+
+    def get_json(self, key: str, default: Any = _NO_DEFAULT,
+                 namespace: str = DEFAULT_NAMESPACE) -> Any:
+        """A JSON value; in a json/yaml namespace also a whole subtree by dotted path."""
+        ns = self.namespace(namespace)
+        if key not in ns and ns.format.is_structured:
+            try:
+                return ns.lookup(key)
+            except KeyError:
+                return None if default is _NO_DEFAULT else default
+        return self._typed(key, default, namespace, JSON)
+

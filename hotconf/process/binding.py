@@ -20,8 +20,9 @@ import os
 import threading
 import time
 import weakref
+from dataclasses import replace
 from functools import partial
-from typing import List, Optional, Protocol, Tuple
+from typing import Dict, List, Optional, Protocol, Tuple
 
 from ..backoff import Backoff
 from ..cache import LocalCache
@@ -32,7 +33,7 @@ from ..reload.controller import ReloadController
 from ..reload.record import ReloadRecord
 from ..runtime import claims_poller, competes_for_poller, stands_in_only, will_fork
 from ..snapshot import Snapshot
-from ..status import ProcessRecord, Status
+from ..status import DependentState, ProcessRecord, Status
 from ..stores import open_local_store
 from . import platform
 from .poller import Poller
@@ -78,6 +79,7 @@ class Binding:
         self._retry = Backoff(1.0, 60.0)
         self._retry_at: Optional[float] = None
         self.last_error: Optional[ApolloError] = None
+        self._dependents: Dict[Tuple[str, str], DependentState] = {}  # this process's, for status
         _live.add(self)
         platform.current()[0].prepare(arm_all)
 
@@ -185,17 +187,42 @@ class Binding:
             self._shared = shared
             self._retry.reset()
             self._retry_at = None
-            if options.reload_policy.patterns and self._reloads is None:
-                key = self.settings.instance_key
-                self._reloads = ReloadController(
-                    options.reload_policy, server.reloader(options, facts),
-                    is_poller=lambda: shared.role is not None and shared.role.name == "poller",
-                    record=ReloadRecord(self.settings.cache_dir / f"{key}.reload"),
-                    on_reload=partial(_count_reload, shared))
+            self._control_reloads(shared)
             shared.subscribe(self)
+            for state in self._dependents.values():
+                role.report.dependent(state)
             if role.poller is not None and role.poller.last_error is not None:
                 self.last_error = role.poller.last_error
             return role
+
+    def _control_reloads(self, shared: SharedRole) -> None:
+        options = self.options
+        if options.reload_policy.patterns and self._reloads is None:
+            server, facts = platform.current()
+            key = self.settings.instance_key
+            self._reloads = ReloadController(
+                options.reload_policy, server.reloader(options, facts),
+                is_poller=lambda: shared.role is not None and shared.role.name == "poller",
+                record=ReloadRecord(self.settings.cache_dir / f"{key}.reload"),
+                on_reload=partial(_count_reload, shared))
+
+    def reload_also_on(self, patterns: Tuple[str, ...]) -> bool:
+        """Add key patterns to ``reload_on`` (a bound model's ``restart=True`` fields). False if
+        this Config reloads nothing (``reload="none"``)."""
+        if self.options.reload == "none":
+            return False
+        with self._process_lock():
+            policy = self.options.reload_policy
+            added = tuple(p for p in patterns if p not in policy.patterns)
+            if added:
+                self.options = replace(self.options, reload_policy=replace(
+                    policy, patterns=policy.patterns + added))
+                if self._reloads is not None:
+                    self._reloads.close()
+                    self._reloads = None
+                if self._shared is not None and self._own_role() is not None:
+                    self._control_reloads(self._shared)
+        return True
 
     def _arm_failed(self, role: Role, exc: Exception) -> None:
         try:
@@ -234,11 +261,19 @@ class Binding:
         if reloads is not None:
             reloads.settle_pending()
 
+    def note_dependent(self, state: DependentState) -> None:
+        """A resource or bound model changed state here: its row in ``hotconf status``."""
+        self._dependents[(state.kind, state.name)] = state
+        role = self._own_role()
+        if role is not None:
+            role.report.dependent(state)
+
     def after_fork_in_child(self) -> None:
         """The role's threads did not survive the fork: forget them; the next read re-arms. A
         stopped Config keeps answering from its last snapshot, in the child as in the parent."""
         self._shared = None
         self._reloads = None
+        self._dependents = {}  # the parent's: a child builds and reports its own
         self._lock = None  # it may have been held by a thread of the parent
         owner = self._owner()
         if owner is not None and not self._stopped:
@@ -269,7 +304,8 @@ class Binding:
             held = self._held()
             record = ProcessRecord(pid=os.getpid(), role="idle",
                                    version=held.version if held is not None else None,
-                                   releases=held.release_keys if held is not None else {})
+                                   releases=held.release_keys if held is not None else {},
+                                   dependents=tuple(self._dependents.values()))
             return Status(record, None, behind=False, stale=False)
         record = role.report.record
         poller = role.poller

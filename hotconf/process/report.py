@@ -24,7 +24,7 @@ from ..options import Settings
 from ..registry import POLLER_FILE, Registry, pid_namespace, process_started
 from ..runtime import ProcessFacts
 from ..snapshot import Snapshot
-from ..status import PollerHealth, ProcessRecord
+from ..status import DependentState, PollerHealth, ProcessRecord
 
 log = logging.getLogger("hotconf")
 
@@ -138,6 +138,13 @@ class ProcessReport:
             reloads = dict(self.record.reloads)
             reloads[reason] = reloads.get(reason, 0) + 1
             self._update(reloads=reloads)
+
+    def dependent(self, state: DependentState) -> None:
+        """A resource or bound model of this process was built, applied or failed."""
+        with self._lock:
+            others = tuple(d for d in self.record.dependents
+                           if (d.kind, d.name) != (state.kind, state.name))
+            self._update(dependents=others + (state,))
 
     def gone(self) -> None:
         self.registry.remove_process(self.record.pid, self._n)

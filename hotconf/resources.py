@@ -1,0 +1,438 @@
+"""Resources: per-process objects built from config (``cfg.resource``), rebuilt when their keys
+change instead of reloading the server.
+
+A connection pool built before a fork is shared by every worker (they read each other's
+answers), and one built from a URL keeps that URL until the process ends. A ``Resource`` fixes
+both: the object is built in the process that uses it, at its first use there (a handle read in
+a forked child builds the child's own; the parent's object is never closed by the child, it
+shares the parent's sockets), and a release that changes one of its keys builds a new one off
+the request path, swaps it in with one assignment and closes the old one after a grace period
+(never while a ``use()`` block holds it). If the factory raises on the new values, the old
+object stays in service and the failure shows in the log and in ``hotconf status``.
+
+The fast path is an attribute read and a pid compare: ``_pid`` is this process's pid only while
+a healthy object of this process is in place; anything else (first use, a fork, a failing
+rebuild that is due for a retry) falls through to ``_slow``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from fnmatch import fnmatchcase
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterable,
+    Iterator,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
+
+from .backoff import Backoff
+from .changes import ChangeEvent
+from .errors import ResourceError
+from .masking import mask_values_in
+from .reload.policy import Debounce, KeyRef, ReloadPolicy, describe
+from .status import DependentState
+
+if TYPE_CHECKING:
+    from .config import Config
+
+log = logging.getLogger("hotconf")
+
+T = TypeVar("T")
+
+#: Defaults: changes settle for ``settle`` s (at most 10x that after the first), and the old
+#: object is closed ``grace`` s after the swap.
+SETTLE = 0.5
+GRACE = 30.0
+
+Values = Dict[KeyRef, str]  # (namespace, key) -> value, of the keys a resource follows
+
+
+class _Built:
+    """One object and what it was built from; ``users`` counts ``use()`` blocks holding it."""
+
+    __slots__ = ("obj", "pid", "values", "users", "retired", "closed")
+
+    def __init__(self, obj: Any, values: Values):
+        self.obj = obj
+        self.pid = os.getpid()
+        self.values = values
+        self.users = 0
+        self.retired = False  # replaced, and its grace period is over
+        self.closed = False
+
+
+class _ProcessLocks:
+    """Locks made in the process that uses them: a lock inherited across a fork may have been
+    held by a parent's thread at that moment, and under gevent a lock made before the worker
+    was patched lets every greenlet through. ``dict.setdefault`` makes creation race-free."""
+
+    def __init__(self) -> None:
+        self._by_pid: Dict[int, Tuple[threading.RLock, threading.Lock]] = {}
+
+    def get(self, pid: int) -> Tuple[threading.RLock, threading.Lock]:
+        locks = self._by_pid.get(pid)
+        if locks is None:
+            locks = self._by_pid.setdefault(pid, (threading.RLock(), threading.Lock()))
+        return locks
+
+
+class Resource(Generic[T]):
+    """A handle: ``handle()`` is the current object of this process; ``with handle.use() as
+    obj:`` keeps one object for a block. Made by ``cfg.resource(factory, keys=[...])``."""
+
+    def __init__(self, config: Config, factory: Callable[[Config], T], keys: Iterable[str],
+                 close: Optional[Callable[[T], Any]] = None, grace: float = GRACE,
+                 settle: float = SETTLE, name: Optional[str] = None):
+        patterns = (keys,) if isinstance(keys, str) else tuple(keys)
+        if not patterns or not all(isinstance(p, str) and p for p in patterns):
+            raise ValueError("cfg.resource needs keys=[...]: the keys (globs as in reload_on) "
+                             "whose change rebuilds the object")
+        if not callable(factory):
+            raise TypeError(f"cfg.resource needs a factory callable, got {factory!r}")
+        if grace < 0 or settle < 0:
+            raise ValueError("cfg.resource: grace and settle cannot be negative")
+        self.name = name or getattr(factory, "__qualname__", None) or repr(factory)
+        self.keys = patterns
+        self.grace = grace
+        self._config = config
+        self._factory = factory
+        self._close = close
+        self._policy = ReloadPolicy(patterns, wait_min=settle, wait_max=settle * 10,
+                                    min_interval=0.0)
+        self._pid = 0  # == os.getpid() only while a healthy object of this process is in place
+        self._obj: Any = None
+        self._built: Optional[_Built] = None
+        self._locks = _ProcessLocks()
+        self._state_pid = 0
+        self._stopped = False
+        self._reset(os.getpid())
+
+    def _reset(self, pid: int) -> None:
+        """This process's state (made again in a forked child: the parent's timers did not
+        follow it, and what failed there is the parent's business)."""
+        self._state_pid = pid
+        self._debounce = Debounce(self._policy)
+        self._timer: Optional[threading.Timer] = None
+        self._retry = Backoff(1.0, 60.0)
+        self._retry_at = 0.0
+        self._retrying = False
+        self._failure: Optional[Tuple[Values, str]] = None  # (values tried, masked error)
+        self._state = DependentState("resource", self.name, self.keys)
+
+    def _guard(self) -> threading.RLock:
+        """This process's state lock (held briefly, never across a build)."""
+        pid = os.getpid()
+        lock = self._locks.get(pid)[0]
+        if self._state_pid != pid:
+            with lock:
+                if self._state_pid != pid:
+                    self._reset(pid)
+        return lock
+
+    def _building(self) -> threading.Lock:
+        """Held across a build: one at a time per process (a first access by many threads or
+        greenlets at once builds once)."""
+        self._guard()
+        return self._locks.get(os.getpid())[1]
+
+    # -- access -------------------------------------------------------------------------------------
+    def __call__(self) -> T:
+        if self._pid == os.getpid():
+            return self._obj
+        return self._slow()
+
+    get = __call__
+
+    @contextmanager
+    def use(self) -> Iterator[T]:
+        """The current object, kept for the block: a rebuild meanwhile swaps in a new one for
+        later accesses, and this one is not closed before the block ends."""
+        self()
+        with self._guard():
+            built = self._built
+            assert built is not None and built.pid == os.getpid()
+            built.users += 1
+        try:
+            yield built.obj
+        finally:
+            with self._guard():
+                built.users -= 1
+            self._close_if_done(built)
+
+    def _slow(self) -> T:
+        pid = os.getpid()
+        built = self._built
+        if built is not None and built.pid == pid:
+            # The object in service; its last rebuild failed: retry when due, off this path.
+            if self._failure is not None and time.monotonic() >= self._retry_at:
+                self._retry_in_background()
+            return built.obj
+        with self._building():
+            built = self._built
+            if built is None or built.pid != pid:
+                # First use here, or the object came from the parent across a fork: build
+                # this process's own (the parent's is left alone, never closed here).
+                if self._failure is not None and time.monotonic() < self._retry_at:
+                    raise self._first_build_error()
+                built = self._build(first=True)
+                if built is None:
+                    raise self._first_build_error()
+                self._install(built)
+            return built.obj
+
+    def _first_build_error(self) -> ResourceError:
+        error = self._failure[1] if self._failure is not None else "not built"
+        return ResourceError(
+            f"resource {self.name!r} could not be built from {', '.join(self.keys)}: {error}. "
+            f"hotconf retries at an access after a backoff, and at the next release that "
+            f"changes these keys")
+
+    # -- building -----------------------------------------------------------------------------------
+    def _values(self) -> Values:
+        """The current values of the keys this resource follows."""
+        namespaces = self._config.snapshot().namespaces
+        found: Values = {}
+        for pattern in self._policy.patterns:
+            if _has_glob(pattern):
+                scope, _, key_pattern = pattern.partition(":") if ":" in pattern else ("", "", pattern)
+                for name, namespace in namespaces.items():
+                    if scope and not fnmatchcase(name, scope):
+                        continue
+                    for key, value in namespace.items():
+                        if fnmatchcase(key, key_pattern):
+                            found[(name, key)] = value
+            else:
+                scope, _, key = pattern.partition(":") if ":" in pattern else ("", "", pattern)
+                for name, namespace in namespaces.items():
+                    if not scope or scope == name:
+                        value = namespace.get(key)
+                        if value is not None:
+                            found[(name, key)] = value
+        return found
+
+    def _build(self, first: bool) -> Optional[_Built]:
+        """A new object from the current values, or None (the failure is recorded). Called
+        with the build lock held."""
+        values = self._values()  # taken before the factory reads them: a change meanwhile
+        try:                     # leaves them different from the config, and rebuilds again
+            obj = self._factory(self._config)
+        except Exception as exc:  # noqa: BLE001 - any factory error keeps the old object
+            self._failed(values, exc, first)
+            return None
+        return _Built(obj, values)
+
+    def _install(self, built: _Built) -> None:
+        with self._guard():
+            old = self._built
+            self._built = built
+            self._obj = built.obj
+            self._pid = built.pid
+            recovered = self._failure is not None
+            self._failure = None
+            self._retry.reset()
+            self._state = DependentState("resource", self.name, self.keys,
+                                         builds=self._state.builds + 1,
+                                         failures=self._state.failures, built_at=time.time())
+        if recovered:
+            log.warning("hotconf: resource %r built again from %s", self.name,
+                        ", ".join(self.keys))
+        self._report()
+        if old is not None and old.pid == built.pid:
+            self._retire(old)
+
+    def _failed(self, values: Values, exc: Exception, first: bool) -> None:
+        message = mask_values_in(f"{type(exc).__name__}: {exc}",
+                                 [(key, value) for (_, key), value in values.items()])
+        with self._guard():
+            built = self._built
+            here = built is not None and built.pid == os.getpid()
+            old_values = built.values if built is not None and here else {}
+            changed = sorted(ref for ref in values.keys() | old_values.keys()
+                             if values.get(ref) != old_values.get(ref)) or sorted(values)
+            repeat = self._failure is not None and self._failure[0] == values
+            self._failure = (values, message)
+            self._retry_at = time.monotonic() + self._retry.next_delay()
+            if here:
+                self._pid = 0  # accesses go through _slow, which retries when due
+            self._state = DependentState(
+                "resource", self.name, self.keys, builds=self._state.builds,
+                failures=self._state.failures + 1, built_at=self._state.built_at, error=message,
+                failed_keys=tuple(f"{ns}:{key}" for ns, key in changed),
+                failing_since=self._state.failing_since or time.time())
+        if not repeat:  # once per process for the same values, not at every retry
+            summary = describe({ref: (old_values.get(ref), values.get(ref)) for ref in changed})
+            if not here:
+                log.error("hotconf: resource %r could not be built (%s): %s", self.name,
+                          summary or "no values", message)
+            else:
+                log.error("hotconf: resource %r could not be rebuilt after %s: %s; the old "
+                          "object stays in service and the next release retries", self.name,
+                          summary, message)
+        self._report()
+
+    def _report(self) -> None:
+        try:
+            self._config._binding.note_dependent(self._state)
+        except Exception:  # noqa: BLE001 - a status write must not fail a build
+            log.debug("hotconf: recording resource %r's state failed", self.name, exc_info=True)
+
+    # -- rebuilding ---------------------------------------------------------------------------------
+    def feed(self, events: Sequence[ChangeEvent]) -> None:
+        """A release arrived in this process (any thread): if it changes a key of this
+        resource and an object is built here, rebuild once the changes have settled."""
+        built = self._built
+        if built is None or built.pid != os.getpid() or self._stopped:
+            return  # nothing built here: the first access builds from the new values
+        changes = self._policy.triggering(events)
+        if not changes:
+            return
+        with self._guard():
+            self._debounce.add(time.monotonic(), changes)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        due = self._debounce.due_at()
+        if due is None or self._stopped:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(max(0.0, due - time.monotonic()), self._settled)
+        self._timer.daemon = True
+        self._timer.name = f"hotconf-resource {self.name}"
+        try:
+            self._timer.start()
+        except RuntimeError:  # interpreter shutdown
+            log.debug("hotconf: resource %r: no thread for a rebuild", self.name)
+
+    def _settled(self) -> None:
+        with self._guard():
+            due = self._debounce.due_at()
+            if due is None or self._stopped:
+                return
+            if due > time.monotonic() + 0.001:  # more changes came: wait for them to settle
+                self._schedule()
+                return
+            self._debounce.fire(time.monotonic())
+        self.rebuild()
+
+    def rebuild(self) -> bool:
+        """Build a new object now if the values it follows differ from the current object's
+        (or its last rebuild failed); True if a new object is in place. Requests keep the
+        object in service meanwhile."""
+        with self._building():
+            built = self._built
+            if built is None or built.pid != os.getpid():
+                return False
+            if self._values() == built.values:
+                if self._failure is not None:
+                    self._back_to_values_in_service()
+                return False  # changed and changed back, or an unrelated release
+            new = self._build(first=False)
+            if new is None:
+                return False
+            self._install(new)
+            return True
+
+    def _retry_in_background(self) -> None:
+        with self._guard():
+            if self._retrying:
+                return
+            self._retrying = True
+
+        def retry() -> None:
+            try:
+                self.rebuild()
+            finally:
+                self._retrying = False
+
+        try:
+            threading.Thread(target=retry, name=f"hotconf-resource {self.name}",
+                             daemon=True).start()
+        except RuntimeError:
+            self._retrying = False
+
+    def _back_to_values_in_service(self) -> None:
+        """The keys went back to the values the object in service was built from."""
+        with self._guard():
+            self._failure = None
+            self._retry.reset()
+            built = self._built
+            if built is not None:
+                self._pid = built.pid
+            self._state = DependentState("resource", self.name, self.keys,
+                                         builds=self._state.builds,
+                                         failures=self._state.failures,
+                                         built_at=self._state.built_at)
+        log.warning("hotconf: resource %r: its keys are back to the values of the object in "
+                    "service", self.name)
+        self._report()
+
+    # -- closing ------------------------------------------------------------------------------------
+    def _retire(self, old: _Built) -> None:
+        def over() -> None:
+            old.retired = True
+            self._close_if_done(old)
+
+        if self.grace <= 0:
+            over()
+            return
+        timer = threading.Timer(self.grace, over)
+        timer.daemon = True
+        timer.name = f"hotconf-resource-close {self.name}"
+        try:
+            timer.start()
+        except RuntimeError:
+            over()
+
+    def _close_if_done(self, built: _Built) -> None:
+        with self._guard():
+            if not built.retired or built.users > 0 or built.closed or built.pid != os.getpid():
+                return
+            built.closed = True
+        try:
+            if self._close is not None:
+                self._close(built.obj)
+            else:
+                closer = getattr(built.obj, "close", None) or getattr(built.obj, "dispose", None)
+                if callable(closer):
+                    closer()
+        except Exception as exc:  # noqa: BLE001 - a failed close must not hurt the new object
+            log.warning("hotconf: closing the old object of resource %r failed: %s", self.name,
+                        mask_values_in(f"{type(exc).__name__}: {exc}",
+                                       [(key, v) for (_, key), v in built.values.items()]))
+
+    def after_fork(self) -> None:
+        """Nothing to do: the child notices the fork by its pid at its first access (uWSGI
+        forks without Python's fork hooks)."""
+
+    def stop(self) -> None:
+        """No more rebuilds (``Config.stop``); the object in service stays usable."""
+        with self._guard():
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
+
+    @property
+    def state(self) -> DependentState:
+        """This process's view: builds, failures, the current error (masked)."""
+        self._guard()
+        return self._state
+
+    def __repr__(self) -> str:
+        return f"<hotconf resource {self.name!r} keys={list(self.keys)}>"
+
+
+def _has_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")

@@ -1,0 +1,254 @@
+"""cfg.resource in one process (and a fork of it), against the real dev server over HTTP."""
+
+import logging
+import os
+import threading
+import time
+
+import pytest
+
+from hotconf import ResourceError
+from hotconf.registry import read_host
+from tests.helpers import wait_until
+
+
+def publish(srv, values, ns="application"):
+    return srv.state.publish("demo", "default", ns, values)
+
+
+class Conn:
+    """What a driver hands out: built from a URL, closed once."""
+
+    made = []
+
+    def __init__(self, url):
+        if "broken" in url:
+            # A driver that quotes the URL it was given, password and all.
+            raise ConnectionError(f"cannot connect to {url} (password hunter2 refused)")
+        self.url = url
+        self.closed = 0
+        self.pid = os.getpid()
+        Conn.made.append(self)
+
+    def close(self):
+        self.closed += 1
+
+
+@pytest.fixture(autouse=True)
+def _fresh_conns():
+    Conn.made = []
+
+
+def conn_factory(cfg):
+    return Conn(cfg.get("db.url"))
+
+
+def test_built_lazily_once_and_read_cheaply(devserver, make_config):
+    publish(devserver, {"db.url": "mysql://app@db1/app"})
+    cfg = make_config()
+    handle = cfg.resource(conn_factory, keys=["db.*"])
+    assert Conn.made == []  # nothing built before the first use
+    first = handle()
+    assert first.url == "mysql://app@db1/app"
+    assert handle() is first and handle.get() is first and len(Conn.made) == 1
+    assert cfg.status().process.dependents[0].builds == 1
+
+
+def test_a_release_rebuilds_off_the_request_path_and_closes_the_old_after_grace(
+        devserver, make_config):
+    publish(devserver, {"db.url": "mysql://app@db1/app", "other": "1"})
+    cfg = make_config()
+    handle = cfg.resource(conn_factory, keys=["db.url"], grace=0.5, settle=0.05)
+    old = handle()
+    publish(devserver, {"db.url": "mysql://app@db2/app", "other": "1"})
+    wait_until(lambda: handle().url == "mysql://app@db2/app", timeout=10,
+               message="the rebuilt object")
+    new = handle()
+    assert new is not old and old.closed == 0  # still in its grace period
+    wait_until(lambda: old.closed == 1, timeout=5, message="the old object closed")
+    time.sleep(0.3)
+    assert old.closed == 1 and new.closed == 0
+    # An unrelated release rebuilds nothing.
+    publish(devserver, {"db.url": "mysql://app@db2/app", "other": "2"})
+    wait_until(lambda: cfg.get("other") == "2", message="the unrelated release")
+    time.sleep(0.4)
+    assert handle() is new and len(Conn.made) == 2
+
+
+def test_a_value_changed_and_changed_back_rebuilds_nothing(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    handle = cfg.resource(conn_factory, keys=["db.url"], settle=1.0)
+    first = handle()
+    publish(devserver, {"db.url": "u2"})
+    wait_until(lambda: cfg.get("db.url") == "u2", message="u2")
+    publish(devserver, {"db.url": "u1"})
+    wait_until(lambda: cfg.get("db.url") == "u1", message="back to u1")
+    time.sleep(1.8)  # past the settle window
+    assert handle() is first and len(Conn.made) == 1
+
+
+def test_a_use_block_keeps_its_object_open_past_the_grace(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    handle = cfg.resource(conn_factory, keys=["db.url"], grace=0.1, settle=0.0)
+    with handle.use() as held:
+        publish(devserver, {"db.url": "u2"})
+        wait_until(lambda: handle().url == "u2", message="the rebuild")
+        time.sleep(0.5)  # the grace is long over
+        assert held.url == "u1" and held.closed == 0
+    assert held.closed == 1  # closed as the block ended
+    with handle.use() as current:
+        assert current.url == "u2"
+
+
+def test_a_bad_value_keeps_the_old_object_logs_masked_and_shows_in_status(
+        devserver, make_config, caplog):
+    caplog.set_level(logging.INFO, logger="hotconf")
+    publish(devserver, {"db.url": "mysql://app:s3cret-pw@db1/app"})
+    cfg = make_config(stale_after=0.5)
+    handle = cfg.resource(conn_factory, keys=["db.url"], settle=0.0, grace=1.0, name="db")
+    good = handle()
+    publish(devserver, {"db.url": "mysql://app:s3cret-pw@broken/app"})
+    wait_until(lambda: cfg.status().process.dependents[0].error is not None, timeout=10,
+               message="the failure recorded")
+    assert handle() is good and good.closed == 0
+    state = cfg.status().process.dependents[0]
+    assert state.failed_keys == ("application:db.url",) and state.failures == 1
+    text = caplog.text + state.error
+    assert "could not be rebuilt" in caplog.text and "application:db.url" in caplog.text
+    assert "s3cret-pw" not in text and "ConnectionError" in state.error
+    assert caplog.text.count("could not be rebuilt") == 1
+    # The host view: STALE-like failing row once past the bound, exit 5.
+    time.sleep(0.7)
+    view = read_host(cfg.settings, 0.5)
+    assert view.exit_status == 5
+    assert any("resource 'db'" in p and "application:db.url" in p for p in view.problems)
+    # The next release tries again, and a good value builds.
+    publish(devserver, {"db.url": "mysql://app:s3cret-pw@db3/app"})
+    wait_until(lambda: handle().url.endswith("db3/app"), timeout=10, message="rebuilt")
+    assert cfg.status().process.dependents[0].error is None
+    assert read_host(cfg.settings, 0.5).exit_status == 0
+    wait_until(lambda: good.closed == 1, timeout=10, message="the old object closed")
+
+
+def test_a_first_build_that_fails_raises_naming_the_keys_and_retries_with_backoff(
+        devserver, make_config):
+    publish(devserver, {"db.url": "mysql://app:pw123@broken/app"})
+    cfg = make_config()
+    calls = []
+
+    def factory(c):
+        calls.append(1)
+        return conn_factory(c)
+
+    handle = cfg.resource(factory, keys=["db.url"], settle=0.0)
+    with pytest.raises(ResourceError) as caught:
+        handle()
+    assert "db.url" in str(caught.value) and "pw123" not in str(caught.value)
+    with pytest.raises(ResourceError):
+        handle()  # within the backoff: no new attempt
+    assert len(calls) == 1
+    publish(devserver, {"db.url": "mysql://app:pw123@db1/app"})
+    wait_until(lambda: cfg.get("db.url").endswith("db1/app"), message="the fix")
+
+    def built():
+        try:
+            return handle().url.endswith("db1/app")
+        except ResourceError:
+            return False
+
+    wait_until(built, timeout=5, message="built after the backoff")
+    assert len(calls) == 2
+
+
+def test_an_outage_at_rebuild_is_retried_on_access_with_backoff(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    down = threading.Event()
+
+    def factory(c):
+        if down.is_set():
+            raise OSError("db unreachable")
+        return conn_factory(c)
+
+    handle = cfg.resource(factory, keys=["db.url"], settle=0.0)
+    first = handle()
+    down.set()
+    publish(devserver, {"db.url": "u2"})
+    wait_until(lambda: cfg.status().process.dependents[0].error is not None, message="failed")
+    down.clear()
+    # No new release: an access after the backoff (about 1 s) retries in the background.
+    wait_until(lambda: handle().url == "u2", timeout=6, message="the retry on access")
+    assert handle() is not first
+
+
+def test_concurrent_first_access_builds_once(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    cfg.get("db.url")
+    started = threading.Barrier(8)
+
+    def slow_factory(c):
+        time.sleep(0.2)
+        return conn_factory(c)
+
+    handle = cfg.resource(slow_factory, keys=["db.url"])
+    seen = []
+
+    def worker():
+        started.wait()
+        seen.append(handle())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(Conn.made) == 1 and len(seen) == 8 and all(s is seen[0] for s in seen)
+
+
+def test_globs_and_namespaced_patterns_follow_only_their_keys(devserver, make_config):
+    publish(devserver, {"db.url": "u1", "db.pool": "5", "cache.url": "c1"})
+    publish(devserver, {"url": "x1"}, ns="infra")
+    cfg = make_config(namespaces=["application", "infra"])
+    handle = cfg.resource(lambda c: (c.get("db.url"), c.get("url", namespace="infra")),
+                          keys=["db.*", "infra:url"], settle=0.0)
+    assert handle() == ("u1", "x1")
+    publish(devserver, {"db.url": "u1", "db.pool": "5", "cache.url": "c2"})
+    wait_until(lambda: cfg.get("cache.url") == "c2", message="c2")
+    time.sleep(0.3)
+    assert handle() == ("u1", "x1")
+    publish(devserver, {"url": "x2"}, ns="infra")
+    wait_until(lambda: handle() == ("u1", "x2"), timeout=10, message="the namespaced key")
+
+
+def test_a_forked_child_builds_its_own_and_never_closes_the_parents(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    handle = cfg.resource(conn_factory, keys=["db.url"], grace=0.0)
+    parent = handle()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running pytest's teardown
+        try:
+            child = handle()
+            os.write(write, f"{id(child) != id(parent)} {child.pid} {parent.closed}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        answer = os.read(read, 200).decode().split()
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert answer == ["True", str(pid), "0"]
+    assert handle() is parent and parent.closed == 0
+
+
+def test_bad_arguments_say_what_to_pass(make_config):
+    cfg = make_config()
+    with pytest.raises(ValueError, match="keys"):
+        cfg.resource(conn_factory, keys=[])
+    with pytest.raises(TypeError, match="factory"):
+        cfg.resource("not callable", keys=["db.url"])
