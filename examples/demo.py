@@ -6,9 +6,13 @@
 4. ask every worker what it serves;
 5. publish a change and wait until every worker serves it;
 6. show that the whole server holds one long poll;
-7. change db.url, which the app's connection is built from: the mule reloads uWSGI once,
-   gracefully, and every worker comes back with a new connection;
-8. stop everything the demo started.
+7. change db.url, which each worker's connection is built from (``cfg.resource``): every
+   worker builds a new connection, without a server reload (same pids);
+8. publish a db.url the connection factory rejects: every worker keeps its connection, and
+   ``hotconf status`` shows the error;
+9. change the banner, which the app reads once at import (``reload_on``): the mule reloads
+   uWSGI once, gracefully, and every worker comes back with it;
+10. stop everything the demo started.
 """
 
 from __future__ import annotations
@@ -79,8 +83,21 @@ def _try(url: str):
 
 def show(answers: dict) -> None:
     for pid, a in sorted(answers.items()):
-        print(f"  worker pid {pid:>6} ({a['role']}): greeting = {a['greeting']!r}, "
-              f"connection {a['connection']} to {a['db_url']}")
+        own = "its own" if a["connection_pid"] == pid else f"process {a['connection_pid']}'s"
+        print(f"  worker pid {pid:>6} ({a['role']}): greeting = {a['greeting']!r}, banner = "
+              f"{a['banner']!r}, connection {a['connection']} ({own}) to {a['db_url']}")
+
+
+def publish(apollo: str, **values: str) -> None:
+    hotconf("publish", "--server", apollo, "--app", "demo", "application",
+            *(f"{key.replace('_', '.')}={value}" for key, value in values.items()))
+
+
+def status(env: dict) -> None:
+    print("$ hotconf status")
+    out = subprocess.run(HOTCONF + ["status"], capture_output=True, text=True, timeout=30,
+                         env={**env, "APP_ID": "demo"})
+    print("  " + out.stdout.strip().replace("\n", "\n  "))
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -112,8 +129,8 @@ def main() -> int:
         print(f"hotconf serve (pid {serve.pid}) is listening on {apollo}")
 
         say("2. Publish a namespace, as you would in the Apollo portal")
-        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=hello",
-                "db.url=postgresql://db-1/app")
+        values = {"greeting": "hello", "banner": "welcome", "db_url": "postgresql://db-1/app"}
+        publish(apollo, **values)
 
         say(f"3. Start uWSGI: {WORKERS} prefork workers, no lazy-apps, a hotconf mule")
         port = free_port()
@@ -133,13 +150,14 @@ def main() -> int:
                 raise SystemExit("demo: uWSGI did not start:\n" + log_path.read_text()[-3000:])
             time.sleep(0.2)
 
-        say("4. Every worker serves the published value")
-        show(ask_every_worker(url, "hello"))
+        say("4. Every worker serves the published value, each with a connection of its own")
+        first = ask_every_worker(url, "hello")
+        show(first)
 
         say("5. Publish a change; the mule hears it and every worker swaps it in")
         started = time.monotonic()
-        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=bonjour",
-                "db.url=postgresql://db-1/app")
+        values["greeting"] = "bonjour"
+        publish(apollo, **values)
         answers = ask_every_worker(url, "bonjour")
         show(answers)
         print(f"  every worker served it {time.monotonic() - started:.2f} s after the publish "
@@ -152,23 +170,36 @@ def main() -> int:
         pollers = [ln for ln in log_path.read_text().splitlines() if " polls for " in ln]
         print(f"  who polls: {pollers[-1].split(' INFO ')[-1] if pollers else '(see the log)'}")
 
-        say("7. Change db.url: connections are built from it, so the server must reload")
+        say("7. Change db.url: each worker builds a new connection, no server reload")
         started = time.monotonic()
-        hotconf("publish", "--server", apollo, "--app", "demo", "application", "greeting=bonjour",
-                "db.url=postgresql://db-2/app")
+        values["db_url"] = "postgresql://db-2/app"
+        publish(apollo, **values)
         answers = ask_every_worker(url, "postgresql://db-2/app", timeout=40, field="db_url")
+        show(answers)
+        kept = sorted(answers) == sorted(first)
+        print(f"  every worker has a new connection {time.monotonic() - started:.1f} s after the "
+              f"publish; the same worker pids as in step 4: {kept} (no reload)")
+
+        say("8. Publish a db.url the connection factory rejects: every worker keeps its connection")
+        publish(apollo, **{**values, "db_url": "db-3-without-a-scheme"})
+        ask_every_worker(url, "db-3-without-a-scheme", field="config_db_url", timeout=20)
+        time.sleep(1.5)  # the rebuild is tried once the change has settled (0.5 s)
+        show(ask_every_worker(url, "db-3-without-a-scheme", field="config_db_url"))
+        status(env)
+
+        say("9. Change the banner, read once at import: reload_on reloads uWSGI, gracefully")
+        started = time.monotonic()
+        publish(apollo, **{**values, "banner": "hello again"})
+        answers = ask_every_worker(url, "hello again", timeout=40, field="banner")
         show(answers)
         reloads = [ln.split(" WARNING ")[-1] for ln in log_path.read_text().splitlines()
                    if "reload because" in ln]
         print(f"  {reloads[-1] if reloads else '(no reload logged?)'}")
-        print(f"  every worker has a new connection {time.monotonic() - started:.1f} s after the "
-              f"publish (2 s settle window + the graceful reload)")
-        print("$ hotconf status")
-        status = subprocess.run(HOTCONF + ["status"], capture_output=True, text=True, timeout=30,
-                                env={**env, "APP_ID": "demo"})
-        print("  " + status.stdout.strip().replace("\n", "\n  "))
+        print(f"  every worker serves the new banner {time.monotonic() - started:.1f} s after the "
+              f"publish (2 s settle window + the graceful reload); new worker pids: "
+              f"{not set(answers) & set(first)}")
     finally:
-        say("8. Stop everything the demo started")
+        say("10. Stop everything the demo started")
         if uwsgi is not None:
             stop(uwsgi, signal.SIGINT)
             Path(f"/tmp/hotconf-uwsgi-{port}.fifo").unlink(missing_ok=True)

@@ -1,5 +1,6 @@
 """The shipped examples, run as a user runs them."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -20,11 +21,17 @@ def test_make_demo_script_shows_every_worker_following():
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
-    assert text.count("greeting = 'hello'") == 4 and text.count("greeting = 'bonjour'") == 8
+    assert text.count("greeting = 'hello'") == 4 and text.count("greeting = 'bonjour'") == 16
     assert "long polls open at the dev server for app 'demo': 1  (workers: 4)" in text
     assert "store: uwsgi" in text and "uWSGI (pid" in text and "stopped" in text
-    assert text.count("to postgresql://db-2/app") == 4  # every worker rebuilt its connection
-    assert "graceful uWSGI reload because application:db.url" in text
+    # Each worker has a connection of its own, rebuilt on db.url without a reload, kept when
+    # the new db.url is rejected, and the banner (read at import) applied by a graceful reload.
+    assert text.count("(its own)") == 20 and "'s) to" not in text
+    assert len(set(re.findall(r"connection (\w+) \(its own\) to postgresql://db-1", text))) == 4
+    assert "the same worker pids as in step 4: True (no reload)" in text
+    assert text.count("resource db: failing for") == 4 and "is not a URL" in text
+    assert "graceful uWSGI reload because application:banner" in text
+    assert "new worker pids: True" in text and "reload because application:db.url" not in text
     assert "poller: process" in text  # hotconf status
 
 
