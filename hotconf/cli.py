@@ -324,6 +324,8 @@ def status_document(settings: Settings, view: HostStatus) -> Dict[str, Any]:
             "last_check": r.record.last_check, "current": r.current,
             "behind_seconds": None if r.behind_for is None else round(r.behind_for, 1),
             "stale": r.stale, "hotconf_version": r.record.hotconf_version,
+            "dependents": [{**d.to_dict(), "failing": d in r.failing}
+                           for d in r.record.dependents],
         } for r in view.rows],
         "problems": view.problems,
         "other_keys": _other_keys(settings) if not view.rows else [],

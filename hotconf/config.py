@@ -168,7 +168,8 @@ class Config(typed.TypedReads):
         """A per-process object built by ``factory(cfg)`` at its first use in each process and
         rebuilt when a release changes one of ``keys`` (globs as in ``reload_on``). ``handle()``
         is the current object; ``with handle.use() as obj:`` keeps one for a block."""
-        handle = Resource(self, factory, keys, close=close, grace=grace, settle=settle, name=name)
+        handle = Resource(self, factory, keys, report=self._binding.note_dependent, close=close,
+                          grace=grace, settle=settle, name=name)
         self._dependents.append(handle)
         return handle
 
@@ -179,7 +180,9 @@ class Config(typed.TypedReads):
         ``InvalidValuesError`` here if the current values do not)."""
         from .bound import Binder  # the model machinery, loaded by the first bind
 
-        binder = Binder(self, model, namespace, prefix)
+        binder = Binder(model, namespace, prefix, lookup=lambda ns: self.namespace(ns).get,
+                        report=self._binding.note_dependent,
+                        reload_also_on=self._binding.reload_also_on)
         self._dependents.append(binder)
         return binder.live  # type: ignore[no-any-return]
 

@@ -24,7 +24,6 @@ import time
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -32,6 +31,7 @@ from typing import (
     Iterable,
     Iterator,
     Optional,
+    Protocol,
     Sequence,
     Tuple,
     TypeVar,
@@ -42,10 +42,8 @@ from .changes import ChangeEvent
 from .errors import ResourceError
 from .masking import mask_values_in
 from .reload.policy import Debounce, KeyRef, ReloadPolicy, describe
+from .snapshot import Snapshot
 from .status import DependentState
-
-if TYPE_CHECKING:
-    from .config import Config
 
 log = logging.getLogger("hotconf")
 
@@ -57,6 +55,12 @@ SETTLE = 0.5
 GRACE = 30.0
 
 Values = Dict[KeyRef, str]  # (namespace, key) -> value, of the keys a resource follows
+
+
+class Source(Protocol):
+    """What a resource is built from (the Config): the factory is called with it."""
+
+    def snapshot(self) -> Snapshot: ...
 
 
 class _Built:
@@ -92,9 +96,11 @@ class Resource(Generic[T]):
     """A handle: ``handle()`` is the current object of this process; ``with handle.use() as
     obj:`` keeps one object for a block. Made by ``cfg.resource(factory, keys=[...])``."""
 
-    def __init__(self, config: Config, factory: Callable[[Config], T], keys: Iterable[str],
+    def __init__(self, source: Source, factory: Callable[[Any], T], keys: Iterable[str], *,
+                 report: Callable[[DependentState], None],
                  close: Optional[Callable[[T], Any]] = None, grace: float = GRACE,
                  settle: float = SETTLE, name: Optional[str] = None):
+        """``report`` records this process's state of the resource (``hotconf status``)."""
         patterns = (keys,) if isinstance(keys, str) else tuple(keys)
         if not patterns or not all(isinstance(p, str) and p for p in patterns):
             raise ValueError("cfg.resource needs keys=[...]: the keys (globs as in reload_on) "
@@ -106,7 +112,8 @@ class Resource(Generic[T]):
         self.name = name or getattr(factory, "__qualname__", None) or repr(factory)
         self.keys = patterns
         self.grace = grace
-        self._config = config
+        self._source = source
+        self._report_to = report
         self._factory = factory
         self._close = close
         self._policy = ReloadPolicy(patterns, wait_min=settle, wait_max=settle * 10,
@@ -202,7 +209,7 @@ class Resource(Generic[T]):
     # -- building -----------------------------------------------------------------------------------
     def _values(self) -> Values:
         """The current values of the keys this resource follows."""
-        namespaces = self._config.snapshot().namespaces
+        namespaces = self._source.snapshot().namespaces
         found: Values = {}
         for pattern in self._policy.patterns:
             if _has_glob(pattern):
@@ -227,7 +234,7 @@ class Resource(Generic[T]):
         with the build lock held."""
         values = self._values()  # taken before the factory reads them: a change meanwhile
         try:                     # leaves them different from the config, and rebuilds again
-            obj = self._factory(self._config)
+            obj = self._factory(self._source)
         except Exception as exc:  # noqa: BLE001 - any factory error keeps the old object
             self._failed(values, exc, first)
             return None
@@ -284,7 +291,7 @@ class Resource(Generic[T]):
 
     def _report(self) -> None:
         try:
-            self._config._binding.note_dependent(self._state)
+            self._report_to(self._state)
         except Exception:  # noqa: BLE001 - a status write must not fail a build
             log.debug("hotconf: recording resource %r's state failed", self.name, exc_info=True)
 

@@ -1,0 +1,188 @@
+"""Bound models (``cfg.bind``): a typed model kept current, validated before it is applied.
+
+The object ``cfg.bind`` returns is an instance of the user's model class (a subclass made for
+the binding, so ``isinstance`` holds and ``on_change`` is there). A release replaces its
+``__dict__`` with a freshly validated instance's in one assignment: a field read is a plain
+attribute read (no proxy, no per-read validation) and a reader never sees half a release. A
+release whose values do not validate is not applied to the model at all: it keeps its last
+valid values, the problem is logged once with its keys named (values masked) and shows in
+``hotconf status``; the next valid release applies.
+
+``restart=True`` fields keep the value they had at bind time: they are what the framework or a
+pool built at startup reads, so a change applies only through a reload (they join
+``reload_on``, unless the Config has ``reload="none"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from glob import escape
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple, Type, TypeVar
+
+from .changes import ChangeEvent
+from .errors import InvalidValuesError
+from .listeners import Mailbox
+from .models import ModelSchema
+from .status import DependentState
+
+log = logging.getLogger("hotconf")
+
+M = TypeVar("M")
+ModelListener = Callable[[Any, Any], None]
+
+
+class Binder:
+    """Keeps one live model instance current in this process."""
+
+    def __init__(self, model: Type[Any], namespace: str, prefix: Optional[str], *,
+                 lookup: Callable[[str], Callable[[str], Optional[str]]],
+                 report: Callable[[DependentState], None],
+                 reload_also_on: Callable[[Tuple[str, ...]], bool]):
+        """``lookup(namespace)`` reads the namespace as this process holds it now; ``report``
+        records the model's state (``hotconf status``); ``reload_also_on`` adds restart fields'
+        keys to ``reload_on`` (False: the Config reloads nothing)."""
+        self.schema = ModelSchema.of(model, prefix, namespace)
+        self.namespace = namespace
+        self._namespace_lookup = lookup
+        self._report_to = report
+        self._keys: FrozenSet[str] = frozenset(self.schema.keys)
+        self._restart_keys: FrozenSet[str] = frozenset(self.schema.restart_keys)
+        self._lock = threading.Lock()
+        self._listeners: List[ModelListener] = []
+        self._mailboxes: Dict[int, Mailbox] = {}
+        self._failed_with: Optional[str] = None
+        self.current = self.schema.build(self._lookup())  # raises InvalidValuesError
+        self.startup = self.current
+        self._state = DependentState("model", self.schema.name, self._patterns(), builds=1,
+                                     built_at=time.time())
+        self.live = _live_instance(model, self.current, self)
+        if self._restart_keys:
+            reloads = reload_also_on(
+                tuple(f"{escape(namespace)}:{escape(key)}" for key in self.schema.restart_keys))
+            self._restart_note = ("a reload applies it (restart fields join reload_on)" if reloads
+                                  else "it applies at the next restart (reload='none')")
+        self._report()
+
+    def _patterns(self) -> tuple:
+        return tuple(f"{self.namespace}:{key}" for key in self.schema.keys)
+
+    def _lookup(self) -> Callable[[str], Optional[str]]:
+        return self._namespace_lookup(self.namespace)
+
+    def feed(self, events: Sequence[ChangeEvent]) -> None:
+        """Called in release order as each snapshot is installed in this process."""
+        changed = [key for event in events if event.namespace == self.namespace
+                   for key in event.changes if key in self._keys]
+        if not changed:
+            return
+        with self._lock:
+            try:
+                new = self.schema.build(self._lookup(), pinned=self.startup)
+            except InvalidValuesError as error:
+                self._rejected(error)
+                return
+            held = sorted(k for k in changed if k in self._restart_keys)
+            if held:
+                log.warning("hotconf: %s: %s changed; %s keeps its startup value (restart=True): "
+                            "%s", self.schema.name, ", ".join(held), "it" if len(held) == 1
+                            else "they", self._restart_note)
+            recovered = self._failed_with is not None
+            self._failed_with = None
+            if self.schema.values(new) == self.schema.values(self.current):
+                if recovered:
+                    self._accepted()
+                return
+            old, self.current = self.current, new
+            _swap(self.live, new)
+            self._accepted()
+            calls = [(listener, old, new) for listener in self._listeners]
+        for listener, before, after in calls:
+            self._post(listener, before, after)
+
+    def _rejected(self, error: InvalidValuesError) -> None:
+        message = str(error)
+        if message != self._failed_with:  # once per process for the same problems
+            log.error("hotconf: a release was not applied to %s: %s", self.schema.name, message)
+        self._failed_with = message
+        now = time.time()
+        s = self._state
+        self._state = DependentState(
+            "model", s.name, s.keys, builds=s.builds, failures=s.failures + 1,
+            built_at=s.built_at, error=message,
+            failed_keys=tuple(f"{p.namespace}:{p.key}" for p in error.problems),
+            failing_since=s.failing_since or now)
+        self._report()
+
+    def _accepted(self) -> None:
+        s = self._state
+        self._state = DependentState("model", s.name, s.keys, builds=s.builds + 1,
+                                     failures=s.failures, built_at=time.time())
+        self._report()
+
+    def _report(self) -> None:
+        try:
+            self._report_to(self._state)
+        except Exception:  # noqa: BLE001 - a status write must not fail an apply
+            log.debug("hotconf: recording %s's state failed", self.schema.name, exc_info=True)
+
+    @property
+    def state(self) -> DependentState:
+        return self._state
+
+    # -- listeners ----------------------------------------------------------------------------------
+    def on_change(self, callback: ModelListener) -> ModelListener:
+        if not callable(callback):
+            raise TypeError(f"on_change needs a callable, got {callback!r}")
+        with self._lock:
+            if callback not in self._listeners:
+                self._listeners.append(callback)
+        return callback
+
+    def _post(self, listener: ModelListener, old: Any, new: Any) -> None:
+        mailbox = self._mailboxes.get(id(listener))
+        if mailbox is None or not mailbox.thread.is_alive():
+            mailbox = self._mailboxes[id(listener)] = Mailbox(listener, "model listener")
+        mailbox.post([(old, new)])
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._mailboxes = {}
+
+    def stop(self) -> None:
+        for mailbox in list(self._mailboxes.values()):
+            mailbox.close()
+        self._mailboxes = {}
+
+
+def _on_change(self: Any, callback: Optional[ModelListener] = None) -> Any:
+    """``settings.on_change(cb)``: call ``cb(old, new)`` (model instances) on a hotconf thread
+    after each release that changes a field value; usable as a decorator."""
+    binder: Binder = type(self).__hotconf_binder__
+    return binder.on_change if callback is None else binder.on_change(callback)
+
+
+def _live_instance(model: Type[M], first: M, binder: Binder) -> M:
+    if "on_change" in getattr(first, "__dict__", {}):
+        raise TypeError(f"cfg.bind({model.__qualname__}): a field named 'on_change' would hide "
+                        f"the model's listener method; rename the field (and give it its key "
+                        f"explicitly)")
+    if not hasattr(first, "__dict__"):
+        raise TypeError(f"cfg.bind({model.__qualname__}): the model has no __dict__ (a dataclass "
+                        f"with slots=True?): hotconf swaps a release in by replacing it; drop "
+                        f"slots=True")
+    live_class = type(model.__name__, (model,), {
+        "on_change": _on_change, "__hotconf_binder__": binder,
+        "__qualname__": model.__qualname__, "__module__": model.__module__})
+    live: M = object.__new__(live_class)
+    _swap(live, first)
+    for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+        if hasattr(first, slot):
+            object.__setattr__(live, slot, getattr(first, slot))
+    return live
+
+
+def _swap(live: Any, new: Any) -> None:
+    """One assignment: a reader on another thread sees the old fields or the new, never a mix."""
+    object.__setattr__(live, "__dict__", dict(new.__dict__))
