@@ -684,6 +684,68 @@ def reload_under_load(b: Bench) -> dict:
     return out
 
 
+# -- 9. rebuild instead of restart ----------------------------------------------------------------
+def rebuild(b: Bench) -> dict:
+    """Reads through a resource handle and a bound model next to cfg.get and dict.get (one
+    plain process); then the request gap under load while db.url changes, when the connection
+    is a cfg.resource (rebuilt in each worker) and when it is built at import and reload_on
+    reloads uWSGI gracefully, in the same run."""
+    n = 20_000 if b.quick else 200_000
+    app_id = b.new_app({"k": "v0", "db.url": "pg://a", "limits.timeout": "2.5"})
+    script = (f"import json, os, sys; sys.path.insert(0, {str(APPS)!r}); "
+              f"import hotconf_app as a, common; t = {{'k': 'v'}}; "
+              f"print(json.dumps({{'dict_get_ns': common.ns_per_call(lambda: t.get('k'), {n}), "
+              f"'cfg_get_ns': common.ns_per_call(lambda: a.cfg.get('k'), {n}), "
+              f"'resource_ns': common.ns_per_call(lambda: a.conn(), {n}), "
+              f"'model_field_ns': common.ns_per_call(lambda: a.limits.timeout, {n})}}), "
+              f"flush=True); os._exit(0)")
+    env = {**os.environ, "APP_ID": app_id, "APOLLO_META": b.apollo.url, "BENCH_REBUILD": "1",
+           "APOLLO_CACHE_DIR": str(b.work / f"plain-{app_id}")}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=str(APPS))
+    out: dict = {"reads": json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0
+                 else {"error": proc.stderr.strip().splitlines()[-1:]}, "change": {}}
+    log(f"rebuild reads: {out['reads']}")
+    for mode, env in (("resource rebuild", {"BENCH_REBUILD": "1"}),
+                      ("graceful reload", {"BENCH_RELOAD_ON": "db.*"})):
+        app_id = b.new_app({"k": "v0", "db.url": "pg://a"})
+        server = b.uwsgi("hotconf", app_id, 4, env=env, mule=False)
+        load = RecordingLoad(server.url)
+        try:
+            old = every_worker(server.url, 4)
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                futures = [pool.submit(load.run) for _ in range(8)]
+                time.sleep(2)
+                triggered = time.monotonic()
+                b.apollo.state.publish(app_id, "default", "application",
+                                       {"k": "v0", "db.url": "pg://b"})
+                finished = None
+                while time.monotonic() < triggered + (60 if not b.quick else 30):
+                    try:
+                        now = every_worker(server.url, 4, timeout=1)
+                        if all(a["db"] == "pg://b" for a in now.values()):
+                            finished = time.monotonic()
+                            break
+                    except AssertionError:
+                        pass
+                time.sleep(1)
+                load.stop.set()
+                for f in futures:
+                    f.result()
+            window = sorted(t for t in load.done if t >= triggered - 1)
+            gaps = [t2 - t1 for t1, t2 in zip(window, window[1:])]
+            out["change"][mode] = {
+                "requests": len(load.done), "failed": len(load.errors),
+                "longest_gap_ms": round(max(gaps) * 1000, 1) if gaps else None,
+                "done_s": round(finished - triggered, 2) if finished else None,
+                "same_workers": set(now) == set(old),
+                "errors": sorted(set(load.errors))[:5]}
+        finally:
+            server.stop()
+        log(f"rebuild, {mode}: {out['change'][mode]}")
+    return out
+
+
 # -- 8. poller takeover ----------------------------------------------------------------------------
 def settle(b: Bench, server: ServerProcess, workers: int, value: str, timeout: float = 30,
            mule: bool = False) -> None:
@@ -924,6 +986,20 @@ def table(results: dict) -> str:
     for mode, r in results.get("reload", {}).items():
         rows.append(f"reload under load | {mode} | {r['failed']} failed of {r['requests']} | "
                     f"longest gap {r['longest_gap_ms']} ms, done in {r['reload_done_s']} s")
+    rb = results.get("rebuild", {})
+    reads = rb.get("reads", {})
+    if "dict_get_ns" in reads:
+        base = reads["dict_get_ns"]
+        rows.append(f"rebuild: reads, one process | hotconf | resource handle "
+                    f"{reads['resource_ns']:.0f} ns = {reads['resource_ns'] / base:.1f}x "
+                    f"dict.get; bound model field {reads['model_field_ns']:.0f} ns = "
+                    f"{reads['model_field_ns'] / base:.1f}x | cfg.get {reads['cfg_get_ns']:.0f} "
+                    f"ns = {reads['cfg_get_ns'] / base:.1f}x; dict.get {base:.0f} ns")
+    for mode, r in rb.get("change", {}).items():
+        rows.append(f"rebuild: db.url changed under load, 4 workers | {mode} | {r['failed']} "
+                    f"failed of {r['requests']}, longest gap {r['longest_gap_ms']} ms | every "
+                    f"worker on the new URL after {r['done_s']} s; same workers: "
+                    f"{r['same_workers']}")
     for key, r in results.get("takeover", {}).items():
         client, _, workers_text = key.partition(" ")
         rows.append(f"takeover: SIGKILL {r['killed']}, {workers_text} | {label(client)} | "
@@ -958,7 +1034,7 @@ def main() -> int:
     bench = Bench(args.quick, not args.no_peers, work)
     measures = {"read_cost": read_cost, "propagation": propagation, "connections": connections,
                 "idle_memory": idle_and_memory, "scale": scale, "cold_start": cold_start,
-                "reload": reload_under_load, "takeover": takeover}
+                "reload": reload_under_load, "takeover": takeover, "rebuild": rebuild}
     results: dict = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
                      "quick": args.quick}
     try:

@@ -3,6 +3,8 @@
 import json
 import os
 import tempfile
+import uuid
+from dataclasses import dataclass
 
 from common import KEY, read_costs, record_swap
 from flask import Flask, jsonify, request
@@ -14,13 +16,37 @@ RELOAD_ON = [p for p in os.environ.get("BENCH_RELOAD_ON", "").split(",") if p]
 cfg = Config(namespaces=NAMESPACES, reload_on=RELOAD_ON, reload_wait=(0.5, 2.0))
 cfg.on_change(lambda event: record_swap(event.release_key))
 
+
+
+class Connection:
+    """Stands for a connection pool built from db.url (BENCH_REBUILD=1: a cfg.resource)."""
+
+    def __init__(self, url):
+        self.url, self.id = url, uuid.uuid4().hex[:8]
+
+
+@dataclass
+class Limits:
+    timeout: float = 1.0
+
+
+if os.environ.get("BENCH_REBUILD") == "1":
+    conn = cfg.resource(lambda c: Connection(c.get("db.url", "none", namespace=NAMESPACES[0])),
+                        keys=["db.*"], settle=0.2, grace=2.0)
+    limits = cfg.bind(Limits, namespace=NAMESPACES[0], prefix="limits")
+else:  # built once, at import (in the master before the fork): only a reload replaces it
+    _at_import = Connection(cfg.get("db.url", "none", namespace=NAMESPACES[0]))
+    conn = lambda: _at_import  # noqa: E731
+
 app = Flask(__name__)
 _flat_file = os.path.join(tempfile.gettempdir(), f"hotconf-bench-flat-{os.getpid()}.json")
 
 
 @app.get("/")
 def index():
-    return jsonify(pid=os.getpid(), value=cfg.get(KEY, namespace=NAMESPACES[0]))
+    c = conn()
+    return jsonify(pid=os.getpid(), value=cfg.get(KEY, namespace=NAMESPACES[0]), db=c.url,
+                   conn=c.id)
 
 
 @app.get("/bench/read")
