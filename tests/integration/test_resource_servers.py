@@ -157,3 +157,30 @@ def test_resource_rebuilt_in_every_worker_without_a_reload(kind, apollo, app_env
         log = server.log(tail=None)
         assert log.count("could not be rebuilt") == workers
         assert "pw-3" not in log and "pw-2" not in log
+
+
+def test_gevent_workers_build_once_under_concurrent_first_requests(apollo, app_env, tmp_path):
+    """gunicorn -k gevent --preload: a slow factory (a greenlet switch while it "connects")
+    and 40 concurrent first requests build one object per worker, and a release rebuilds it."""
+    pytest.importorskip("gevent")
+    close_log = tmp_path / "closes.jsonl"
+    env = {**app_env, "CLOSE_LOG": str(close_log), "FACTORY_SLEEP": "0.3", "GRACE": "0.5"}
+    app = env["APP_ID"]
+    apollo.state.publish(app, "default", "application", {"db.url": "mysql://db1/app"})
+    port = free_port()
+    server = gunicorn(port, tmp_path, env, "-k", "gevent", "--preload", workers=2)
+    server.argv[-1] = "resource_app:app"
+    try:
+        server.start(first_request=False)  # no request before the concurrent first ones
+        answers = every_worker(server.url, 2, concurrency=40, timeout=30)
+        builds = [json.loads(line) for line in
+                  (tmp_path / "closes.jsonl.builds").read_text().splitlines()]
+        master = [b for b in builds if b["pid"] not in answers]
+        assert len(master) == 1  # the arbiter's, at import
+        assert sorted(b["pid"] for b in builds if b["pid"] in answers) == sorted(answers)
+        apollo.state.publish(app, "default", "application", {"db.url": "mysql://db2/app"})
+        every_worker(server.url, 2, want=lambda a: a["url"] == "mysql://db2/app", timeout=20)
+        wait_until(lambda: len(closes(close_log)) == 2, timeout=10, message="two closes")
+        assert {c["by"] for c in closes(close_log)} == set(answers)
+    finally:
+        server.stop()

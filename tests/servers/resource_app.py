@@ -17,13 +17,18 @@ from hotconf.integrations.flask import HotConf
 logging.basicConfig(level=logging.INFO, format="%(process)d %(levelname)s %(message)s")
 cfg = Config(namespaces=["application"])
 CLOSE_LOG = os.environ["CLOSE_LOG"]
+BUILD_LOG = CLOSE_LOG + ".builds"
+FACTORY_SLEEP = float(os.environ.get("FACTORY_SLEEP", "0"))
 
 
 class Connection:
     def __init__(self, url, password):
         if "://" not in url:  # as a driver would, quoting what it was given
             raise ValueError(f"cannot parse {url!r} as a database URL (password {password!r})")
+        time.sleep(FACTORY_SLEEP)  # a driver's connect (a greenlet switch under gevent)
         self.url, self.id, self.pid, self.built_at = url, uuid.uuid4().hex[:8], os.getpid(), time.time()
+        with open(BUILD_LOG, "a") as out:
+            out.write(json.dumps({"pid": self.pid, "id": self.id, "url": url}) + "\n")
 
     def close(self):
         with open(CLOSE_LOG, "a") as out:
