@@ -2,6 +2,7 @@
 records' round trip through their JSON form, which other processes read."""
 
 import json
+from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from hotconf.status import (
     EXIT_NOTHING,
     EXIT_UNHEALTHY,
     Delivery,
+    DependentState,
     HostHead,
     PollerHealth,
     ProcessRecord,
@@ -147,3 +149,23 @@ def test_processes_with_a_store_of_their_own_need_no_host_poller():
     assert not view.needs_poller and view.exit_status == EXIT_CURRENT
     assert host_status([alone, record(3, 30, "k3")], None, HEAD, NOW).exit_status == \
         EXIT_UNHEALTHY
+
+
+def test_a_failing_resource_or_model_fails_the_probe_only_past_the_bound():
+    failing = DependentState("resource", "db", ("db.*",), builds=1, failures=1, built_at=NOW - 60,
+                             error="ValueError: bad", failed_keys=("application:db.url",),
+                             failing_since=NOW - 5)
+    rec = replace(record(2, 30, "k3"), dependents=(failing,))
+    view = host_status([record(1, 30, "k3", "poller"), rec], POLLER, HEAD, NOW)
+    assert view.exit_status == EXIT_CURRENT and view.rows[1].failing == ()  # 5 s < 10 s
+    view = host_status([record(1, 30, "k3", "poller"), rec], POLLER, HEAD, NOW + 6)
+    assert view.exit_status == EXIT_UNHEALTHY and view.rows[1].failing == (failing,)
+    assert view.problems == ["process 2: resource 'db' (application:db.url) has been failing for "
+                             "11 s; it keeps its last good object: ValueError: bad"]
+    healthy = replace(failing, error=None, failing_since=None, failed_keys=())
+    view = host_status([record(1, 30, "k3", "poller"), replace(rec, dependents=(healthy,))],
+                       POLLER, HEAD, NOW + 60)
+    assert view.exit_status == EXIT_CURRENT
+    back = ProcessRecord.from_dict(json.loads(json.dumps(rec.to_dict())))
+    assert back == rec
+    assert DependentState.from_dict({"kind": "model"}) is None
