@@ -142,7 +142,7 @@ class Binder:
 
     def _post(self, listener: ModelListener, old: Any, new: Any) -> None:
         mailbox = self._mailboxes.get(id(listener))
-        if mailbox is None or not mailbox.thread.is_alive():
+        if mailbox is None or not mailbox.usable:
             mailbox = self._mailboxes[id(listener)] = Mailbox(listener, "model listener")
         mailbox.post([(old, new)])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -46,9 +47,16 @@ class Mailbox:
         self.queue: queue.Queue[Optional[List[Tuple[Any, ...]]]] = queue.Queue()
         name = getattr(callback, "__qualname__", "listener")
         self.cancelled = False  # removed: what is still queued is dropped
+        self.pid = os.getpid()
         self.thread = threading.Thread(target=self._run, name=f"hotconf-listener {name}",
                                        daemon=True)
         self.thread.start()
+
+    @property
+    def usable(self) -> bool:
+        """Its thread runs in this process (one inherited across a fork is gone, though uWSGI
+        may still report it alive)."""
+        return self.pid == os.getpid() and self.thread.is_alive()
 
     def post(self, calls: List[Tuple[Any, ...]]) -> None:
         self.queue.put(calls)
@@ -131,7 +139,7 @@ class Listeners:
                 if not views:
                     continue
                 mailbox = self._mailboxes.get(id(reg))
-                if mailbox is None or not mailbox.thread.is_alive():
+                if mailbox is None or not mailbox.usable:
                     mailbox = self._mailboxes[id(reg)] = Mailbox(reg.callback, "change listener")
                 mailbox.post([(view,) for view in views])
 
