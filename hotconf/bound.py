@@ -19,12 +19,16 @@ import logging
 import threading
 import time
 from glob import escape
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from .changes import ChangeEvent
-from .errors import InvalidValuesError
+from .errors import InvalidValuesError, ValueProblem
 from .listeners import Mailbox
+from .masking import mask_values_in
 from .models import ModelSchema
+from .process import platform
+from .resources import unique_name
+from .runtime import will_fork
 from .status import DependentState
 
 log = logging.getLogger("hotconf")
@@ -39,12 +43,18 @@ class Binder:
     def __init__(self, model: Type[Any], namespace: str, prefix: Optional[str], *,
                  lookup: Callable[[str], Callable[[str], Optional[str]]],
                  report: Callable[[DependentState], None],
-                 reload_also_on: Callable[[Tuple[str, ...]], bool]):
+                 reload_also_on: Callable[[Tuple[str, ...]], bool], taken: Collection[str] = ()):
         """``lookup(namespace)`` reads the namespace as this process holds it now; ``report``
         records the model's state (``hotconf status``); ``reload_also_on`` adds restart fields'
-        keys to ``reload_on`` (False: the Config reloads nothing)."""
+        keys to ``reload_on`` (False: the Config reloads nothing); ``taken`` are the names of
+        the Config's other resources and models."""
         self.schema = ModelSchema.of(model, prefix, namespace)
         self.namespace = namespace
+        where = self.schema.prefix.rstrip(".")
+        if namespace != "application":
+            where = f"{namespace}:{where}" if where else namespace
+        self.name = unique_name(f"{self.schema.name}({where})" if where else self.schema.name,
+                                taken)
         self._namespace_lookup = lookup
         self._report_to = report
         self._keys: FrozenSet[str] = frozenset(self.schema.keys)
@@ -55,14 +65,26 @@ class Binder:
         self._failed_with: Optional[str] = None
         self.current = self.schema.build(self._lookup())  # raises InvalidValuesError
         self.startup = self.current
-        self._state = DependentState("model", self.schema.name, self._patterns(), builds=1,
+        self._state = DependentState("model", self.name, self._patterns(), builds=1,
                                      built_at=time.time())
         self.live = _live_instance(model, self.current, self)
+        facts = platform.current()[1]
         if self._restart_keys:
-            reloads = reload_also_on(
-                tuple(f"{escape(namespace)}:{escape(key)}" for key in self.schema.restart_keys))
-            self._restart_note = ("a reload applies it (restart fields join reload_on)" if reloads
-                                  else "it applies at the next restart (reload='none')")
+            if facts.gunicorn_arbiter:
+                # With --preload the arbiter keeps its import across a HUP: the workers it forks
+                # again inherit this very startup value, so a reload would change nothing.
+                self._restart_note = ("only a restart applies it (gunicorn --preload keeps the "
+                                      "arbiter's import across a reload)")
+            elif reload_also_on(tuple(f"{escape(namespace)}:{escape(key)}"
+                                      for key in self.schema.restart_keys)):
+                self._restart_note = "a reload applies it (restart fields join reload_on)"
+            else:
+                self._restart_note = "it applies at the next restart (reload='none')"
+        if will_fork(facts):
+            log.info("hotconf: %s is bound in a process that forks its workers: each worker's "
+                     "copy follows releases once hotconf is armed there (at its first read or "
+                     "request check, or right after the fork with the server's post-fork hook: "
+                     "see the README)", self.name)
         self._report()
 
     def _patterns(self) -> tuple:
@@ -70,6 +92,10 @@ class Binder:
 
     def _lookup(self) -> Callable[[str], Optional[str]]:
         return self._namespace_lookup(self.namespace)
+
+    def _present(self) -> List[Tuple[str, Optional[str]]]:
+        lookup = self._lookup()
+        return [(key, lookup(key)) for key in self.schema.keys]
 
     def feed(self, events: Sequence[ChangeEvent]) -> None:
         """Called in release order as each snapshot is installed in this process."""
@@ -83,10 +109,15 @@ class Binder:
             except InvalidValuesError as error:
                 self._rejected(error)
                 return
+            except Exception as exc:  # noqa: BLE001 - any refusal keeps the last valid values
+                self._rejected(InvalidValuesError(self.schema.name, [ValueProblem(
+                    ", ".join(changed), self.namespace, None,
+                    mask_values_in(f"{type(exc).__name__}: {exc}", self._present()))]))
+                return
             held = sorted(k for k in changed if k in self._restart_keys)
             if held:
                 log.warning("hotconf: %s: %s changed; %s keeps its startup value (restart=True): "
-                            "%s", self.schema.name, ", ".join(held), "it" if len(held) == 1
+                            "%s", self.name, ", ".join(held), "it" if len(held) == 1
                             else "they", self._restart_note)
             recovered = self._failed_with is not None
             self._failed_with = None
@@ -104,12 +135,12 @@ class Binder:
     def _rejected(self, error: InvalidValuesError) -> None:
         message = str(error)
         if message != self._failed_with:  # once per process for the same problems
-            log.error("hotconf: a release was not applied to %s: %s", self.schema.name, message)
+            log.error("hotconf: a release was not applied to %s: %s", self.name, message)
         self._failed_with = message
         now = time.time()
         s = self._state
         self._state = DependentState(
-            "model", s.name, s.keys, builds=s.builds, failures=s.failures + 1,
+            "model", self.name, s.keys, builds=s.builds, failures=s.failures + 1,
             built_at=s.built_at, error=message,
             failed_keys=tuple(f"{p.namespace}:{p.key}" for p in error.problems),
             failing_since=s.failing_since or now)
@@ -125,7 +156,7 @@ class Binder:
         try:
             self._report_to(self._state)
         except Exception:  # noqa: BLE001 - a status write must not fail an apply
-            log.debug("hotconf: recording %s's state failed", self.schema.name, exc_info=True)
+            log.debug("hotconf: recording %s's state failed", self.name, exc_info=True)
 
     @property
     def state(self) -> DependentState:
@@ -173,16 +204,38 @@ def _live_instance(model: Type[M], first: M, binder: Binder) -> M:
                         f"with slots=True?): hotconf swaps a release in by replacing it; drop "
                         f"slots=True")
     live_class = type(model.__name__, (model,), {
-        "on_change": _on_change, "__hotconf_binder__": binder,
+        "on_change": _on_change, "__hotconf_binder__": binder, "__eq__": _equal,
+        "__hash__": None, "__reduce_ex__": _reduce_ex,
         "__qualname__": model.__qualname__, "__module__": model.__module__})
     live: M = object.__new__(live_class)
     _swap(live, first)
-    for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
-        if hasattr(first, slot):
-            object.__setattr__(live, slot, getattr(first, slot))
     return live
 
 
+def _equal(self: Any, other: Any) -> Any:
+    """The live object equals a model instance with the same values (and the other way round:
+    Python asks this side when the model's own ``__eq__`` declines another class)."""
+    binder: Binder = type(self).__hotconf_binder__
+    if not isinstance(other, binder.schema.model):
+        return NotImplemented
+    return binder.schema.values(self) == binder.schema.values(other)
+
+
+def _reduce_ex(self: Any, protocol: Any) -> Any:
+    """Pickled (and copied) as the plain model instance it holds now: the live class is made at
+    run time and cannot be imported by the unpickling side."""
+    return type(self).__hotconf_binder__.current.__reduce_ex__(protocol)
+
+
+_PYDANTIC_STATE = ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+
+
 def _swap(live: Any, new: Any) -> None:
-    """One assignment: a reader on another thread sees the old fields or the new, never a mix."""
+    """The fields in one assignment: a reader on another thread sees the old fields or the new,
+    never a mix. A pydantic model's set-fields, extras and private attributes follow."""
     object.__setattr__(live, "__dict__", dict(new.__dict__))
+    for slot in _PYDANTIC_STATE:
+        if hasattr(new, slot):
+            value = getattr(new, slot)
+            object.__setattr__(live, slot, value.copy() if isinstance(value, (dict, set))
+                               else value)

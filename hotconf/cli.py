@@ -377,7 +377,9 @@ def _print_status(settings: Settings, view: HostStatus) -> None:
         print(f"{r.pid:>8}  {r.role:<7} {worker:<7} {ago(now, r.applied_at):>11}  "
               f"{ago(now, r.last_check):>11}  {_releases_text(dict(r.releases))}{flag}")
         for dep in r.dependents:
-            if dep.failing_since is None:
+            if dep.failing_since is None and dep.building_since is not None:
+                state = f"building for {duration(now, dep.building_since)}"
+            elif dep.failing_since is None:
                 state = f"built {ago(now, dep.built_at)}, {dep.builds} build(s)"
             else:
                 failing = "FAILING" if dep in row.failing else "failing"

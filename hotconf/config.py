@@ -17,7 +17,7 @@ from .options import Options, resolve_options
 from .process.binding import Binding
 from .process.role import RoleName
 from .reload.policy import ReloadRequest
-from .resources import GRACE, SETTLE, Resource
+from .resources import GRACE, SETTLE, Resource, feed_all
 from .snapshot import NamespaceSnapshot, Snapshot, SourceName, diff
 from .status import Status
 
@@ -68,8 +68,7 @@ class Config(typed.TypedReads):
             self._snapshot = snapshot
             self._getters = {name: ns.getter() for name, ns in snapshot.namespaces.items()}
         events = diff(old, snapshot)
-        for dependent in self._dependents:  # models first, as the Config: then listeners
-            dependent.feed(events)
+        feed_all(self._dependents, events)  # models and resources first, then listeners
         self._listeners.dispatch(events)
         return events
 
@@ -169,7 +168,8 @@ class Config(typed.TypedReads):
         rebuilt when a release changes one of ``keys`` (globs as in ``reload_on``). ``handle()``
         is the current object; ``with handle.use() as obj:`` keeps one for a block."""
         handle = Resource(self, factory, keys, report=self._binding.note_dependent, close=close,
-                          grace=grace, settle=settle, name=name)
+                          namespaces=self.settings.namespaces, grace=grace, settle=settle,
+                          name=name, taken={d.name for d in self._dependents})
         self._dependents.append(handle)
         return handle
 
@@ -182,7 +182,8 @@ class Config(typed.TypedReads):
 
         binder = Binder(model, namespace, prefix, lookup=lambda ns: self.namespace(ns).get,
                         report=self._binding.note_dependent,
-                        reload_also_on=self._binding.reload_also_on)
+                        reload_also_on=self._binding.reload_also_on,
+                        taken={d.name for d in self._dependents})
         self._dependents.append(binder)
         return binder.live  # type: ignore[no-any-return]
 

@@ -17,6 +17,9 @@ _SECRET = re.compile(r"pass(word|wd)?|pwd|secret|token|credential|(^|[._-])key$|
 _CAMEL_KEY = re.compile(r"[a-z0-9]Key$")  # aesKey, signingKey (not "monkey")
 # user:password@host; the password may itself hold '@': up to the last '@' before the path
 _URL_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^/\s]+@")
+# a libpq-style DSN or a driver's keyword list: password=... (quoted or not)
+_KEYWORD_PASSWORD = re.compile(r"""(\b(?:password|passwd|pwd)\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s;,&)'"]+)""",
+                               re.IGNORECASE)
 
 
 def is_secret(key: str) -> bool:
@@ -35,8 +38,10 @@ def mask(key: str, value: Optional[str]) -> Optional[str]:
 
 
 def mask_text(text: str) -> str:
-    """Passwords inside URLs masked in free text (an exception's message, a log line)."""
-    return _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", text)
+    """Passwords inside URLs, and ``password=...`` pairs, masked in free text (an exception's
+    message, a log line)."""
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", text)
+    return _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
 
 
 def mask_values_in(text: str, values: Iterable[Tuple[str, Optional[str]]]) -> str:

@@ -195,8 +195,9 @@ class ModelSchema:
                    problems: List[ValueProblem]) -> Any:
         try:
             return make(**kwargs)
-        except (ValueError, TypeError) as exc:
-            message = str(exc) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - an assert or a KeyError in a check rejects too
+            message = (str(exc) if isinstance(exc, (ValueError, TypeError)) else
+                       f"{type(exc).__name__}: {exc}") or type(exc).__name__
         # recorded outside the except block: no chain carrying the model's values
         problems.append(self._model_problem(lookup, message))
         return _FAILED
@@ -221,8 +222,10 @@ class ModelSchema:
             instance = self.model.model_validate(data)  # type: ignore[attr-defined]
         except sys.modules["pydantic"].ValidationError as exc:
             errors = exc.errors()
-        except TypeError as exc:  # pydantic lets a validator's TypeError through
-            errors = [{"loc": (), "msg": str(exc), "type": "type_error"}]
+        except Exception as exc:  # noqa: BLE001 - pydantic lets a validator's TypeError (and
+            # anything but ValueError and AssertionError) through: a refusal all the same
+            errors = [{"loc": (), "msg": str(exc) if isinstance(exc, TypeError) else
+                       f"{type(exc).__name__}: {exc}", "type": "type_error"}]
         if errors is None:
             return instance if len(problems) == before else _FAILED
         problems.extend(self._problems_of(errors, lookup, prepared))

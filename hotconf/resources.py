@@ -4,11 +4,12 @@ change instead of reloading the server.
 A connection pool built before a fork is shared by every worker (they read each other's
 answers), and one built from a URL keeps that URL until the process ends. A ``Resource`` fixes
 both: the object is built in the process that uses it, at its first use there (a handle read in
-a forked child builds the child's own; the parent's object is never closed by the child, it
-shares the parent's sockets), and a release that changes one of its keys builds a new one off
-the request path, swaps it in with one assignment and closes the old one after a grace period
-(never while a ``use()`` block holds it). If the factory raises on the new values, the old
-object stays in service and the failure shows in the log and in ``hotconf status``.
+a forked child builds the child's own; the parent's object is never closed there, nor even
+finalized: it shares the parent's sockets, and a driver's ``__del__`` would talk on them), and a
+release that changes one of its keys builds a new one off the request path, swaps it in with
+one assignment and closes the old one after a grace period (never while a ``use()`` block holds
+it). If the factory raises on the new values, the old object stays in service and the failure
+shows in the log and in ``hotconf status``.
 
 The fast path is two attribute reads: ``_fast`` is the object's box only while a healthy object
 of this very process is in place. It is never set in a process that will fork (a uWSGI master,
@@ -20,20 +21,24 @@ compares pids (a system call: about 0.2 us here, several times a dict lookup).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
 import time
 import weakref
 from contextlib import contextmanager
+from dataclasses import replace
 from fnmatch import fnmatchcase
 from typing import (
     Any,
     Callable,
+    Collection,
     Dict,
     Generic,
     Iterable,
     Iterator,
+    List,
     Optional,
     Protocol,
     Sequence,
@@ -43,7 +48,7 @@ from typing import (
 
 from .backoff import Backoff
 from .changes import ChangeEvent
-from .errors import ResourceError
+from .errors import ResourceError, UnknownNamespaceError
 from .masking import mask_values_in
 from .process import platform
 from .reload.policy import Debounce, KeyRef, ReloadPolicy, describe
@@ -62,6 +67,10 @@ GRACE = 30.0
 
 Values = Dict[KeyRef, str]  # (namespace, key) -> value, of the keys a resource follows
 
+#: What a factory may raise and still leave the process as it was (the old object in
+#: service): everything but a request to stop the process or the greenlet.
+_STOPPING = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
 
 class Source(Protocol):
     """What a resource is built from (the Config): the factory is called with it."""
@@ -72,7 +81,7 @@ class Source(Protocol):
 class _Built:
     """One object and what it was built from; ``users`` counts ``use()`` blocks holding it."""
 
-    __slots__ = ("obj", "pid", "values", "users", "retired", "closed")
+    __slots__ = ("obj", "pid", "values", "users", "retired", "closed", "__weakref__")
 
     def __init__(self, obj: Any, values: Values):
         self.obj = obj
@@ -81,6 +90,7 @@ class _Built:
         self.users = 0
         self.retired = False  # replaced, and its grace period is over
         self.closed = False
+        _boxes.add(self)
 
 
 class _ProcessLocks:
@@ -98,24 +108,46 @@ class _ProcessLocks:
         return locks
 
 
+def unique_name(wanted: str, taken: Collection[str]) -> str:
+    """``wanted``, or ``wanted #2``... : two resources (or models) of one name would share one
+    row in ``hotconf status``, and a failing one could hide behind a healthy one."""
+    name, n = wanted, 1
+    while name in taken:
+        n += 1
+        name = f"{wanted} #{n}"
+    return name
+
+
 class Resource(Generic[T]):
     """A handle: ``handle()`` is the current object of this process; ``with handle.use() as
     obj:`` keeps one object for a block. Made by ``cfg.resource(factory, keys=[...])``."""
 
     def __init__(self, source: Source, factory: Callable[[Any], T], keys: Iterable[str], *,
-                 report: Callable[[DependentState], None],
-                 close: Optional[Callable[[T], Any]] = None, grace: float = GRACE,
-                 settle: float = SETTLE, name: Optional[str] = None):
-        """``report`` records this process's state of the resource (``hotconf status``)."""
+                 report: Callable[[DependentState], None], namespaces: Collection[str],
+                 taken: Collection[str] = (), close: Optional[Callable[[T], Any]] = None,
+                 grace: float = GRACE, settle: float = SETTLE, name: Optional[str] = None):
+        """``report`` records this process's state of the resource (``hotconf status``);
+        ``namespaces`` are the Config's, ``taken`` the names of its other resources/models."""
         patterns = (keys,) if isinstance(keys, str) else tuple(keys)
         if not patterns or not all(isinstance(p, str) and p for p in patterns):
             raise ValueError("cfg.resource needs keys=[...]: the keys (globs as in reload_on) "
                              "whose change rebuilds the object")
+        for pattern in patterns:
+            scope = pattern.partition(":")[0] if ":" in pattern else ""
+            if scope and not _has_glob(scope) and scope not in namespaces:
+                raise UnknownNamespaceError.of(scope, namespaces)
         if not callable(factory):
             raise TypeError(f"cfg.resource needs a factory callable, got {factory!r}")
+        if inspect.iscoroutinefunction(factory):
+            raise TypeError("cfg.resource got an async factory: resources are built off the "
+                            "request path on a hotconf thread, where nothing awaits. Pass a "
+                            "plain function that builds the client (most async clients build "
+                            "synchronously and connect lazily)")
         if grace < 0 or settle < 0:
             raise ValueError("cfg.resource: grace and settle cannot be negative")
-        self.name = name or getattr(factory, "__qualname__", None) or repr(factory)
+        named = getattr(factory, "__name__", "") or ""
+        default = named if named and named != "<lambda>" else ", ".join(patterns)
+        self.name = unique_name(name or default, taken)
         self.keys = patterns
         self.grace = grace
         self._source = source
@@ -141,6 +173,7 @@ class Resource(Generic[T]):
         self._retry = Backoff(1.0, 60.0)
         self._retry_at = 0.0
         self._retrying = False
+        self._again = False  # a rebuild was asked for while one was under way
         self._failure: Optional[Tuple[Values, str]] = None  # (values tried, masked error)
         self._state = DependentState("resource", self.name, self.keys)
 
@@ -193,18 +226,29 @@ class Resource(Generic[T]):
             if self._failure is not None and time.monotonic() >= self._retry_at:
                 self._retry_in_background()
             return built.obj
-        with self._building():
+        building = self._building()
+        if self._failure is not None:
+            # A first build failed: one access retries when the backoff is over; the others
+            # fail fast meanwhile instead of queueing behind a slow connect.
+            if time.monotonic() < self._retry_at or not building.acquire(blocking=False):
+                raise self._first_build_error()
+        else:
+            building.acquire()
+        try:
             built = self._built
             if built is None or built.pid != pid:
                 # First use here, or the object came from the parent across a fork: build
-                # this process's own (the parent's is left alone, never closed here).
-                if self._failure is not None and time.monotonic() < self._retry_at:
-                    raise self._first_build_error()
+                # this process's own (the parent's is left alone: kept, never closed).
+                if built is not None:
+                    _keep_forever(built)
                 built = self._build(first=True)
                 if built is None:
                     raise self._first_build_error()
                 self._install(built)
+                self._catch_up(built)
             return built.obj
+        finally:
+            building.release()
 
     def _first_build_error(self) -> ResourceError:
         error = self._failure[1] if self._failure is not None else "not built"
@@ -219,21 +263,18 @@ class Resource(Generic[T]):
         namespaces = self._source.snapshot().namespaces
         found: Values = {}
         for pattern in self._policy.patterns:
-            if _has_glob(pattern):
-                scope, _, key_pattern = pattern.partition(":") if ":" in pattern else ("", "", pattern)
-                for name, namespace in namespaces.items():
-                    if scope and not fnmatchcase(name, scope):
-                        continue
+            scope, _, key_pattern = pattern.partition(":") if ":" in pattern else ("", "", pattern)
+            for name, namespace in namespaces.items():
+                if scope and not fnmatchcase(name, scope):
+                    continue
+                if _has_glob(key_pattern):
                     for key, value in namespace.items():
                         if fnmatchcase(key, key_pattern):
                             found[(name, key)] = value
-            else:
-                scope, _, key = pattern.partition(":") if ":" in pattern else ("", "", pattern)
-                for name, namespace in namespaces.items():
-                    if not scope or scope == name:
-                        value = namespace.get(key)
-                        if value is not None:
-                            found[(name, key)] = value
+                else:
+                    value = namespace.get(key_pattern)
+                    if value is not None:
+                        found[(name, key_pattern)] = value
         return found
 
     def _build(self, first: bool) -> Optional[_Built]:
@@ -241,8 +282,19 @@ class Resource(Generic[T]):
         with the build lock held."""
         values = self._values()  # taken before the factory reads them: a change meanwhile
         try:                     # leaves them different from the config, and rebuilds again
+            with self._guard():
+                self._state = replace(self._state, building_since=time.time())
+            self._report()  # a factory that hangs shows in status, past the bound
             obj = self._factory(self._source)
-        except Exception as exc:  # noqa: BLE001 - any factory error keeps the old object
+            if inspect.isawaitable(obj):
+                _discard(obj)
+                raise TypeError("the factory returned an awaitable (an async factory?): pass "
+                                "a plain function that builds the client")
+        except _STOPPING:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - gevent.Timeout too: the old one stays
+            if type(exc).__name__ == "GreenletExit":
+                raise
             self._failed(values, exc, first)
             return None
         return _Built(obj, values)
@@ -265,9 +317,21 @@ class Resource(Generic[T]):
         if old is not None and old.pid == built.pid:
             self._retire(old)
 
-    def _failed(self, values: Values, exc: Exception, first: bool) -> None:
-        message = mask_values_in(f"{type(exc).__name__}: {exc}",
-                                 [(key, value) for (_, key), value in values.items()])
+    def _catch_up(self, built: _Built) -> None:
+        """A release that landed while the first build ran found nothing to rebuild: if the
+        keys moved meanwhile, rebuild now (the values were read before the factory ran, so a
+        difference is never missed, at worst rebuilt once for nothing)."""
+        now = self._values()
+        if now != built.values:
+            changes = {ref: (built.values.get(ref), now.get(ref))
+                       for ref in built.values.keys() | now.keys()
+                       if built.values.get(ref) != now.get(ref)}
+            with self._guard():
+                self._debounce.add(time.monotonic(), changes)
+                self._schedule()
+
+    def _failed(self, values: Values, exc: BaseException, first: bool) -> None:
+        message = self._masked(f"{type(exc).__name__}: {exc}", values)
         with self._guard():
             built = self._built
             here = built is not None and built.pid == os.getpid()
@@ -295,6 +359,17 @@ class Resource(Generic[T]):
                           summary, message)
         self._report()
 
+    def _masked(self, text: str, values: Values) -> str:
+        """``text`` without any secret of the config: the factory may have read (and its
+        driver quoted) keys it does not follow, a password next to the URL say."""
+        pairs: List[Tuple[str, Optional[str]]] = [(key, v) for (_, key), v in values.items()]
+        try:
+            for namespace in self._source.snapshot().namespaces.values():
+                pairs.extend(namespace.items())
+        except Exception:  # noqa: BLE001 - masking with what we have is still masking
+            pass
+        return mask_values_in(text, pairs)
+
     def _report(self) -> None:
         try:
             self._report_to(self._state)
@@ -305,11 +380,18 @@ class Resource(Generic[T]):
     def feed(self, events: Sequence[ChangeEvent]) -> None:
         """A release arrived in this process (any thread): if it changes a key of this
         resource and an object is built here, rebuild once the changes have settled."""
-        built = self._built
-        if built is None or built.pid != os.getpid() or self._stopped:
-            return  # nothing built here: the first access builds from the new values
+        if self._stopped:
+            return
         changes = self._policy.triggering(events)
         if not changes:
+            return
+        built = self._built
+        if built is None or built.pid != os.getpid():
+            # Nothing built here: the first access builds from the new values, now, even if
+            # a first build failed a moment ago (its backoff is for the same values).
+            if self._failure is not None:
+                with self._guard():
+                    self._retry_at = 0.0
             return
         with self._guard():
             self._debounce.add(time.monotonic(), changes)
@@ -338,25 +420,41 @@ class Resource(Generic[T]):
                 self._schedule()
                 return
             self._debounce.fire(time.monotonic())
-        self.rebuild()
+        self.rebuild(wait=False)
 
-    def rebuild(self) -> bool:
+    def rebuild(self, wait: bool = True) -> bool:
         """Build a new object now if the values it follows differ from the current object's
         (or its last rebuild failed); True if a new object is in place. Requests keep the
-        object in service meanwhile."""
-        with self._building():
-            built = self._built
-            if built is None or built.pid != os.getpid():
-                return False
-            if self._values() == built.values:
-                if self._failure is not None:
-                    self._back_to_values_in_service()
-                return False  # changed and changed back, or an unrelated release
-            new = self._build(first=False)
-            if new is None:
-                return False
-            self._install(new)
-            return True
+        object in service meanwhile. With ``wait=False`` a rebuild already under way is asked
+        to run once more when it ends, instead of queueing a thread behind it (a factory that
+        hangs holds one thread, not one per release)."""
+        building = self._building()
+        if not building.acquire(blocking=wait):
+            self._again = True
+            return False
+        try:
+            rebuilt = False
+            while True:
+                self._again = False
+                rebuilt = self._rebuild_locked() or rebuilt
+                if not self._again:
+                    return rebuilt
+        finally:
+            building.release()
+
+    def _rebuild_locked(self) -> bool:
+        built = self._built
+        if built is None or built.pid != os.getpid():
+            return False
+        if self._values() == built.values:
+            if self._failure is not None:
+                self._back_to_values_in_service()
+            return False  # changed and changed back, or an unrelated release
+        new = self._build(first=False)
+        if new is None:
+            return False
+        self._install(new)
+        return True
 
     def _retry_in_background(self) -> None:
         with self._guard():
@@ -366,7 +464,7 @@ class Resource(Generic[T]):
 
         def retry() -> None:
             try:
-                self.rebuild()
+                self.rebuild(wait=False)
             finally:
                 self._retrying = False
 
@@ -414,17 +512,35 @@ class Resource(Generic[T]):
             if not built.retired or built.users > 0 or built.closed or built.pid != os.getpid():
                 return
             built.closed = True
+        # On a thread of its own: the last use() block may end on a request's thread, and a
+        # close may be slow (a pool draining its connections).
+        try:
+            threading.Thread(target=self._close_now, args=(built,), daemon=True,
+                             name=f"hotconf-resource-close {self.name}").start()
+        except RuntimeError:
+            self._close_now(built)
+
+    def _close_now(self, built: _Built) -> None:
         try:
             if self._close is not None:
-                self._close(built.obj)
+                result = self._close(built.obj)
             else:
                 closer = getattr(built.obj, "close", None) or getattr(built.obj, "dispose", None)
-                if callable(closer):
-                    closer()
+                if not callable(closer):
+                    if callable(getattr(built.obj, "aclose", None)):
+                        log.warning("hotconf: resource %r: the old object has only aclose(), "
+                                    "which a hotconf thread cannot await; pass close= a plain "
+                                    "function that closes it", self.name)
+                    return
+                result = closer()
+            if inspect.isawaitable(result):
+                _discard(result)
+                log.warning("hotconf: resource %r: closing the old object returned an "
+                            "awaitable, which a hotconf thread cannot await; pass close= a "
+                            "plain function that closes it", self.name)
         except Exception as exc:  # noqa: BLE001 - a failed close must not hurt the new object
             log.warning("hotconf: closing the old object of resource %r failed: %s", self.name,
-                        mask_values_in(f"{type(exc).__name__}: {exc}",
-                                       [(key, v) for (_, key), v in built.values.items()]))
+                        self._masked(f"{type(exc).__name__}: {exc}", built.values))
 
     def after_fork(self) -> None:
         """Nothing to do: the child notices the fork by its pid at its first access (uWSGI
@@ -447,13 +563,63 @@ class Resource(Generic[T]):
         return f"<hotconf resource {self.name!r} keys={list(self.keys)}>"
 
 
+def _discard(awaitable: Any) -> None:
+    """Close a coroutine nobody will await (no "never awaited" warning at its collection)."""
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()
+
+
+class Dependent(Protocol):
+    name: str
+
+    def feed(self, events: Sequence[ChangeEvent]) -> None: ...
+
+
+def feed_all(dependents: Sequence[Dependent], events: Sequence[ChangeEvent]) -> None:
+    """Each resource and bound model hears of a release; one that fails hides it from none of
+    the others, nor from the listeners (its error is logged, its secrets masked)."""
+    if not events:
+        return
+    for dependent in dependents:
+        try:
+            dependent.feed(events)
+        except Exception as exc:  # noqa: BLE001
+            log.error("hotconf: %r failed on a release (%s: %s); the others still have it",
+                      dependent.name, type(exc).__name__, mask_values_in(
+                          str(exc), [(k, c.new) for e in events for k, c in e.changes.items()]))
+
+
 _handles: weakref.WeakSet[Resource[Any]] = weakref.WeakSet()
+_boxes: weakref.WeakSet[_Built] = weakref.WeakSet()
+_kept: List[Any] = []
+
+
+def _keep_forever(built: _Built) -> None:
+    """An object from the parent process: never closed here, and never finalized either (its
+    ``__del__`` would close the parent's sockets: psycopg2 sends Terminate on them). A strong
+    reference keeps it for the process's life; the extra reference count keeps it even through
+    the interpreter's exit, when module globals are cleared."""
+    if any(kept is built for kept in _kept):
+        return
+    _kept.append(built)
+    try:
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(built))
+    except Exception:  # noqa: BLE001 - not CPython: the list keeps it while the process runs
+        pass
 
 
 def _forget_in_child() -> None:
-    """After ``os.fork``: no handle may answer from the parent's object without a pid check."""
+    """After ``os.fork``: no handle may answer from the parent's object without a pid check,
+    and every object of the parent's is kept, never finalized here."""
+    pid = os.getpid()
     for handle in list(_handles):
         handle._fast = None
+    for box in list(_boxes):
+        if box.pid != pid:
+            _keep_forever(box)
 
 
 if hasattr(os, "register_at_fork"):

@@ -87,12 +87,18 @@ class DependentState:
     error: Optional[str] = None  # the current failure, secrets masked
     failed_keys: Tuple[str, ...] = ()  # the keys the failure is about
     failing_since: Optional[float] = None
+    building_since: Optional[float] = None  # a build under way (one that hangs shows)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "keys": list(self.keys),
                 "builds": self.builds, "failures": self.failures, "built_at": self.built_at,
                 "error": self.error, "failed_keys": list(self.failed_keys),
-                "failing_since": self.failing_since}
+                "failing_since": self.failing_since, "building_since": self.building_since}
+
+    def troubled_since(self) -> Optional[float]:
+        """Since when it has failed, or been stuck building (None: healthy)."""
+        times = [t for t in (self.failing_since, self.building_since) if t is not None]
+        return min(times) if times else None
 
     @classmethod
     def from_dict(cls, raw: Any) -> Optional[DependentState]:
@@ -102,7 +108,8 @@ class DependentState:
                    keys=_strings(raw.get("keys")), builds=_int(raw.get("builds")) or 0,
                    failures=_int(raw.get("failures")) or 0, built_at=_num(raw.get("built_at")),
                    error=_str(raw.get("error"), None), failed_keys=_strings(raw.get("failed_keys")),
-                   failing_since=_num(raw.get("failing_since")))
+                   failing_since=_num(raw.get("failing_since")),
+                   building_since=_num(raw.get("building_since")))
 
 
 @dataclass(frozen=True)
@@ -346,10 +353,16 @@ class HostStatus:
             found.append(f"process {row.record.pid} serves an older release than the host's "
                          f"for {row.behind_for:.0f} s")
         for row, dep in self.failing_dependents:
-            found.append(f"process {row.record.pid}: {dep.kind} {dep.name!r} "
-                         f"({', '.join(dep.failed_keys or dep.keys)}) has been failing for "
-                         f"{duration(self.now, dep.failing_since)}; it keeps its last good "
-                         f"{'object' if dep.kind == 'resource' else 'values'}: {dep.error}")
+            what = f"process {row.record.pid}: {dep.kind} {dep.name!r}"
+            if dep.failing_since is None:
+                found.append(f"{what} has been building for "
+                             f"{duration(self.now, dep.building_since)} (a factory that hangs?)")
+                continue
+            kept = ("its last good " + ("object" if dep.kind == "resource" else "values")
+                    if dep.builds else "nothing to serve yet: access raises")
+            found.append(f"{what} ({', '.join(dep.failed_keys or dep.keys)}) has been failing "
+                         f"for {duration(self.now, dep.failing_since)}; it keeps {kept}: "
+                         f"{dep.error}")
         return found
 
     @property
@@ -400,8 +413,8 @@ def host_status(records: Sequence[ProcessRecord], poller: Optional[PollerHealth]
         behind_for = None
         if lagging and head is not None:
             behind_for = max(0.0, now - behind_since(record, head, history))
-        broken = tuple(d for d in record.dependents if d.failing_since is not None
-                       and now - d.failing_since > stale_after)
+        broken = tuple(d for d in record.dependents if d.troubled_since() is not None
+                       and now - d.troubled_since() > stale_after)  # type: ignore[operator]
         rows.append(ProcessRow(record, current=not lagging, behind_for=behind_for,
                                stale=behind_for is not None and behind_for > stale_after,
                                failing=broken))

@@ -286,12 +286,21 @@ class Binding:
         return role if role is not None and role.pid == os.getpid() else None
 
     def check(self) -> None:
-        """Swap in a newer snapshot now if the store has one (cheap: a version read)."""
+        """Swap in a newer snapshot now if the store has one (cheap: a version read). In a
+        process not armed yet (a worker that has read nothing: its bound models would not
+        follow releases), arm it."""
         role = self._own_role()
         if role is not None:
             role.check()
-        elif self._retry_at is not None and time.monotonic() >= self._retry_at:
-            self._retry_arm()
+        elif self._retry_at is not None:
+            if time.monotonic() >= self._retry_at:
+                self._retry_arm()
+        elif not self._stopped and self._owner() is not None and \
+                not will_fork(platform.current()[1]):
+            try:
+                self.arm()
+            except Exception:  # noqa: BLE001 - a request's check must not fail the request
+                log.debug("hotconf: arming at a check failed", exc_info=True)
 
     @property
     def role(self) -> RoleName:

@@ -77,10 +77,10 @@ def test_an_invalid_release_is_not_applied_and_the_next_valid_one_is(
     assert state.kind == "model" and state.failed_keys == ("application:svc.timeout",)
     assert "svc.timeout" in state.error and "'abc'" in state.error
     assert "hunter2" not in caplog.text + state.error and "also-secret" not in caplog.text
-    assert caplog.text.count("was not applied to Service") == 1
+    assert caplog.text.count("was not applied to Service(svc)") == 1
     time.sleep(0.6)
     view = read_host(cfg.settings, 0.5)
-    assert view.exit_status == 5 and any("model 'Service'" in p for p in view.problems)
+    assert view.exit_status == 5 and any("model 'Service(svc)'" in p for p in view.problems)
     # The next valid release applies whole, and the listener sees old and new instances.
     publish(devserver, {**BASE, "svc.retries": "7", "svc.timeout": "3"})
     wait_until(lambda: svc.timeout == 3.0, message="the valid release")

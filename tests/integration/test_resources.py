@@ -252,3 +252,216 @@ def test_bad_arguments_say_what_to_pass(make_config):
         cfg.resource(conn_factory, keys=[])
     with pytest.raises(TypeError, match="factory"):
         cfg.resource("not callable", keys=["db.url"])
+
+
+# -- what a hostile review found ----------------------------------------------------------------
+class Finalized:
+    """An object whose finalizer would talk on a shared socket (psycopg2's does)."""
+
+    def __init__(self, fd):
+        self.fd, self.pid = fd, os.getpid()
+
+    def __del__(self):
+        try:
+            os.write(self.fd, f"del {self.pid} in {os.getpid()}\n".encode())
+        except OSError:  # the test is over: its pipe is closed
+            pass
+
+
+def test_a_child_never_finalizes_the_parents_object(devserver, make_config):
+    import gc
+
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    read, write = os.pipe()
+    handle = cfg.resource(lambda c: Finalized(write), keys=["db.url"])
+    parent_pid = handle().pid  # only the handle holds the parent's object
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child = handle()
+            gc.collect()
+            os.write(write, f"child built {child.pid != parent_pid}\n".encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(write)
+    said = os.read(read, 1000).decode()
+    os.close(read)
+    assert said == "child built True\n", said  # and no "del": the parent's object was kept
+
+
+def test_a_release_during_the_first_build_is_not_lost(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    cfg.get("db.url")
+    building, release_done = threading.Event(), threading.Event()
+
+    def slow(c):
+        url = c.get("db.url")
+        building.set()
+        release_done.wait(10)
+        return Conn(url)
+
+    handle = cfg.resource(slow, keys=["db.url"], settle=0.0)
+    first = threading.Thread(target=handle)
+    first.start()
+    assert building.wait(10)
+    publish(devserver, {"db.url": "u2"})
+    wait_until(lambda: cfg.get("db.url") == "u2", message="u2 delivered during the build")
+    release_done.set()
+    first.join(10)
+    wait_until(lambda: handle().url == "u2", timeout=10, message="the object caught up")
+
+
+def test_a_first_build_failure_is_retried_at_the_next_release_at_once(devserver, make_config):
+    publish(devserver, {"db.url": "broken"})
+    cfg = make_config()
+    handle = cfg.resource(conn_factory, keys=["db.url"], settle=0.0)
+    with pytest.raises(ResourceError):
+        handle()
+    publish(devserver, {"db.url": "mysql://db1/app"})
+    wait_until(lambda: cfg.get("db.url") == "mysql://db1/app", message="the fix")
+    assert handle().url == "mysql://db1/app"  # no wait for the backoff (1 s and more)
+
+
+def test_secrets_of_keys_the_resource_does_not_follow_are_masked_too(
+        devserver, make_config, caplog):
+    caplog.set_level(logging.INFO, logger="hotconf")
+    publish(devserver, {"db.url": "mysql://db1/app", "db.password": "Tr0ub4dor",
+                        "db.dsn": "host=db password=c0rrect-horse"})
+    cfg = make_config()
+
+    def factory(c):
+        raise OSError(f"login failed with {c.get('db.password')} ({c.get('db.dsn')})")
+
+    handle = cfg.resource(factory, keys=["db.url"])
+    with pytest.raises(ResourceError) as caught:
+        handle()
+    shown = str(caught.value) + caplog.text + cfg.status().process.dependents[0].error
+    assert "Tr0ub4dor" not in shown and "c0rrect-horse" not in shown and "login failed" in shown
+
+
+def test_a_slow_close_runs_off_the_requests_thread(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+    closed = threading.Event()
+
+    def slow_close(conn):
+        time.sleep(1.0)
+        closed.set()
+
+    handle = cfg.resource(conn_factory, keys=["db.url"], close=slow_close, grace=0.0,
+                          settle=0.0)
+    with handle.use():
+        publish(devserver, {"db.url": "u2"})
+        wait_until(lambda: handle().url == "u2", message="the rebuild")
+        started = time.monotonic()
+    assert time.monotonic() - started < 0.5  # the block's end does not wait for the close
+    assert closed.wait(5)
+
+
+def test_async_factories_are_refused_and_async_closes_are_said(devserver, make_config, caplog):
+    caplog.set_level(logging.INFO, logger="hotconf")
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+
+    async def connect(c):
+        return Conn(c.get("db.url"))
+
+    with pytest.raises(TypeError, match="async factory"):
+        cfg.resource(connect, keys=["db.url"])
+
+    class AsyncClient(Conn):
+        async def close(self):
+            self.closed += 1
+
+    handle = cfg.resource(lambda c: AsyncClient(c.get("db.url")), keys=["db.url"], grace=0.0,
+                          settle=0.0)
+    old = handle()
+    publish(devserver, {"db.url": "u2"})
+    wait_until(lambda: "cannot await" in caplog.text, timeout=10, message="the warning")
+    assert old.closed == 0 and "never awaited" not in caplog.text
+
+
+def test_a_factory_that_hangs_shows_in_status_and_holds_one_thread(devserver, make_config):
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config(stale_after=0.5)
+    hang = threading.Event()
+    gate = threading.Event()
+
+    def factory(c):
+        if hang.is_set():
+            gate.wait(30)
+        return Conn(c.get("db.url"))
+
+    handle = cfg.resource(factory, keys=["db.url"], settle=0.0, name="db")
+    handle()
+    hang.set()
+    try:
+        for n in range(2, 8):
+            publish(devserver, {"db.url": f"u{n}"})
+            wait_until(lambda n=n: cfg.get("db.url") == f"u{n}", message=f"u{n}")
+        time.sleep(0.8)
+        busy = [t for t in threading.enumerate() if t.name == "hotconf-resource db"]
+        assert len(busy) <= 2, busy  # the hung build, at most one timer: not one per release
+        assert cfg.status().process.dependents[0].building_since is not None
+        view = read_host(cfg.settings, 0.5)
+        assert view.exit_status == 5 and any("building for" in p for p in view.problems)
+    finally:
+        gate.set()
+    wait_until(lambda: handle().url == "u7", timeout=10, message="the last value, once unstuck")
+
+
+def test_names_are_unique_and_keys_name_loaded_namespaces(devserver, make_config):
+    publish(devserver, {"db.url": "u1", "cache.url": "c1"})
+    cfg = make_config()
+    a = cfg.resource(lambda c: 1, keys=["db.url"])
+    b = cfg.resource(lambda c: 2, keys=["db.url"])
+    c = cfg.resource(conn_factory, keys=["cache.url"])
+    assert (a.name, b.name, c.name) == ("db.url", "db.url #2", "conn_factory")
+    with pytest.raises(KeyError, match="nosuch"):
+        cfg.resource(conn_factory, keys=["nosuch:db.url"])
+
+
+def test_a_failing_first_build_does_not_queue_every_request_behind_it(devserver, make_config):
+    publish(devserver, {"db.url": "broken"})
+    cfg = make_config()
+    calls = []
+
+    def factory(c):
+        calls.append(1)
+        time.sleep(1.5 if len(calls) > 1 else 0)
+        return Conn(c.get("db.url"))
+
+    handle = cfg.resource(factory, keys=["db.url"])
+    with pytest.raises(ResourceError):
+        handle()
+    time.sleep(1.3)  # past the first backoff: the next access retries (slowly)
+    slow = threading.Thread(target=lambda: pytest.raises(ResourceError, handle))
+    slow.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    with pytest.raises(ResourceError):
+        handle()  # another request meanwhile: fails fast, not after the slow retry
+    assert time.monotonic() - started < 0.5
+    slow.join(10)
+
+
+def test_a_base_exception_from_the_factory_keeps_the_old_object(devserver, make_config):
+    class Timeout(BaseException):  # what gevent.Timeout is
+        pass
+
+    publish(devserver, {"db.url": "u1"})
+    cfg = make_config()
+
+    def factory(c):
+        if c.get("db.url") == "u2":
+            raise Timeout("connect timed out")
+        return Conn(c.get("db.url"))
+
+    handle = cfg.resource(factory, keys=["db.url"], settle=0.0)
+    first = handle()
+    publish(devserver, {"db.url": "u2"})
+    wait_until(lambda: cfg.status().process.dependents[0].error is not None, message="failed")
+    assert handle() is first and "Timeout" in cfg.status().process.dependents[0].error

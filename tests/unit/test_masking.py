@@ -5,7 +5,7 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotconf.masking import MASK, mask, mask_values_in
+from hotconf.masking import MASK, mask, mask_text, mask_values_in
 
 
 def test_secret_keys_and_url_passwords_are_masked():
@@ -35,3 +35,8 @@ def test_a_short_secret_is_masked_as_a_word_only():
 def test_a_secret_keys_value_never_survives(secret, before, after):
     text = f"{before}{secret}{after}{quote(secret, safe='')}"
     assert secret not in mask_values_in(text, [("api.token", secret)]).replace(MASK, "\0")
+
+
+def test_keyword_passwords_in_a_dsn_are_masked():
+    assert mask_text("host=db password=s3cret user=app") == f"host=db password={MASK} user=app"
+    assert mask_text("PWD='a b'; x") == f"PWD={MASK}; x"
