@@ -30,6 +30,10 @@ class Connection:
         with open(BUILD_LOG, "a") as out:
             out.write(json.dumps({"pid": self.pid, "id": self.id, "url": url}) + "\n")
 
+    def __del__(self):  # a driver's finalizer talks on the socket (psycopg2 sends Terminate)
+        with open(CLOSE_LOG + ".dels", "a") as out:
+            out.write(json.dumps({"by": os.getpid(), "id": self.id, "pid": self.pid}) + "\n")
+
     def close(self):
         with open(CLOSE_LOG, "a") as out:
             out.write(json.dumps({"by": os.getpid(), "id": self.id, "pid": self.pid,
@@ -58,3 +62,9 @@ def index():
         return jsonify(pid=os.getpid(), conn=conn.id, conn_pid=conn.pid, url=conn.url,
                        built_at=conn.built_at, at_import=AT_IMPORT, config_url=cfg.get("db.url"),
                        timeout=limits.timeout, retries=limits.retries)
+
+
+@app.get("/limits")
+def limits_only():
+    """Reads a bound model only: no cfg.get, no resource (the request check arms the worker)."""
+    return jsonify(pid=os.getpid(), timeout=limits.timeout)
