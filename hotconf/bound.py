@@ -224,7 +224,20 @@ def _equal(self: Any, other: Any) -> Any:
 def _reduce_ex(self: Any, protocol: Any) -> Any:
     """Pickled (and copied) as the plain model instance it holds now: the live class is made at
     run time and cannot be imported by the unpickling side."""
-    return type(self).__hotconf_binder__.current.__reduce_ex__(protocol)
+    current = type(self).__hotconf_binder__.current
+    getstate = getattr(current, "__getstate__", None)
+    state = getstate() if getstate is not None else dict(current.__dict__)
+    return _plain, (type(current), state)
+
+
+def _plain(model: Type[Any], state: Any) -> Any:
+    """A model instance from its pickled state (pydantic's ``__setstate__`` or the fields)."""
+    obj = object.__new__(model)
+    if hasattr(obj, "__setstate__"):
+        obj.__setstate__(state)
+    else:
+        object.__setattr__(obj, "__dict__", dict(state or {}))
+    return obj
 
 
 _PYDANTIC_STATE = ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")

@@ -193,3 +193,77 @@ def test_a_model_field_read_is_a_plain_attribute_read(devserver, make_config):
     model = per_read(lambda: svc.timeout)
     plain = per_read(lambda: values.get("timeout"))
     assert model <= plain * 3, (model, plain)  # generous; the benchmark has the real ratio
+
+
+# -- what a hostile review found ----------------------------------------------------------------
+@dataclass
+class Checked:
+    lo: int = 0
+    hi: int = 10
+
+    def __post_init__(self):
+        assert self.lo <= self.hi, "lo above hi"
+
+
+def test_a_model_check_that_asserts_rejects_and_hides_the_release_from_nobody(
+        devserver, make_config):
+    publish(devserver, {"r.lo": "1", "r.hi": "5", "db.url": "u1"})
+    cfg = make_config()
+    model = cfg.bind(Checked, prefix="r")
+    handle = cfg.resource(lambda c: c.get("db.url"), keys=["db.url"], settle=0.0)
+    assert handle() == "u1"
+    events = []
+    cfg.on_change(events.append)
+    publish(devserver, {"r.lo": "7", "r.hi": "5", "db.url": "u2"})
+    wait_until(lambda: handle() == "u2", timeout=10, message="the resource still rebuilt")
+    wait_until(lambda: events, message="the listener still told")
+    assert (model.lo, model.hi) == (1, 5)
+    state = next(d for d in cfg.status().process.dependents if d.kind == "model")
+    assert "lo above hi" in state.error and state.name == "Checked(r)"
+
+
+def test_live_models_compare_and_pickle_as_the_model(devserver, make_config):
+    import pickle
+
+    publish(devserver, BASE)
+    cfg = make_config()
+    svc = cfg.bind(Service, prefix="svc")
+    plain = Service(url="http://a", timeout=2.5, hosts=["h1", "h2"], pool=Pool(9),
+                    password="hunter2")
+    assert svc == plain and plain == svc and svc != Service(url="http://b")
+    back = pickle.loads(pickle.dumps(svc))
+    assert type(back) is Service and back == plain
+
+
+def test_pydantic_private_state_and_fields_set_follow_a_release(devserver, make_config):
+    pydantic = pytest.importorskip("pydantic")
+
+    class Db(pydantic.BaseModel):
+        host: str
+        port: int = 5432
+        _dsn: str = pydantic.PrivateAttr("")
+
+        def model_post_init(self, context):
+            self._dsn = f"{self.host}:{self.port}"
+
+    publish(devserver, {"db.host": "h1"})
+    cfg = make_config()
+    db = cfg.bind(Db, prefix="db")
+    assert db._dsn == "h1:5432" and db.model_dump(exclude_unset=True) == {"host": "h1"}
+    publish(devserver, {"db.host": "h2", "db.port": "6543"})
+    wait_until(lambda: db.host == "h2", message="the release")
+    assert db._dsn == "h2:6543"
+    assert db.model_dump(exclude_unset=True) == {"host": "h2", "port": 6543}
+
+
+def test_two_bindings_of_one_model_have_rows_of_their_own(devserver, make_config):
+    publish(devserver, {"a.timeout": "1", "b.timeout": "x", "a.url": "u", "b.url": "u"})
+    cfg = make_config()
+    cfg.bind(Service, prefix="a")
+    with pytest.raises(InvalidValuesError):
+        cfg.bind(Service, prefix="b")
+    publish(devserver, {"a.timeout": "2", "b.timeout": "x", "a.url": "u", "b.url": "u"})
+    good = cfg.bind(Service, prefix="a")
+    assert good.timeout in (1.0, 2.0)
+    names = [d.name for d in cfg.status().process.dependents]
+    assert names == ["Service(a)", "Service(a) #2"]
