@@ -1,0 +1,2 @@
+"""Where Django finds manage.py commands (its convention). Top floor: may import anything of
+hotconf, and Django."""

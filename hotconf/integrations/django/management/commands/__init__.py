@@ -1,0 +1,1 @@
+"""``manage.py hotconf``. Top floor: may import anything of hotconf, and Django."""
