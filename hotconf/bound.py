@@ -99,8 +99,15 @@ class Binder:
 
     def feed(self, events: Sequence[ChangeEvent]) -> None:
         """Called in release order as each snapshot is installed in this process."""
-        changed = [key for event in events if event.namespace == self.namespace
-                   for key in event.changes if key in self._keys]
+        self._apply([key for event in events if event.namespace == self.namespace
+                     for key in event.changes if key in self._keys])
+
+    def resync(self) -> None:
+        """The first snapshot this process installs (no change events: in a forked child, the
+        model still holds what the parent bound, maybe releases ago)."""
+        self._apply(list(self.schema.keys))
+
+    def _apply(self, changed: List[str]) -> None:
         if not changed:
             return
         with self._lock:

@@ -68,7 +68,7 @@ class Config(typed.TypedReads):
             self._snapshot = snapshot
             self._getters = {name: ns.getter() for name, ns in snapshot.namespaces.items()}
         events = diff(old, snapshot)
-        feed_all(self._dependents, events)  # models and resources first, then listeners
+        feed_all(self._dependents, events, first=old is None)  # then the listeners
         self._listeners.dispatch(events)
         return events
 

@@ -546,6 +546,10 @@ class Resource(Generic[T]):
         """Nothing to do: the child notices the fork by its pid at its first access (uWSGI
         forks without Python's fork hooks)."""
 
+    def resync(self) -> None:
+        """Nothing to do at a process's first snapshot: an object built here was built from
+        this process's values, and one from the parent is replaced at the first access."""
+
     def stop(self) -> None:
         """No more rebuilds (``Config.stop``); the object in service stays usable."""
         with self._guard():
@@ -575,15 +579,22 @@ class Dependent(Protocol):
 
     def feed(self, events: Sequence[ChangeEvent]) -> None: ...
 
+    def resync(self) -> None: ...
 
-def feed_all(dependents: Sequence[Dependent], events: Sequence[ChangeEvent]) -> None:
-    """Each resource and bound model hears of a release; one that fails hides it from none of
-    the others, nor from the listeners (its error is logged, its secrets masked)."""
-    if not events:
+
+def feed_all(dependents: Sequence[Dependent], events: Sequence[ChangeEvent],
+             first: bool = False) -> None:
+    """Each resource and bound model hears of a release (``first``: the first snapshot this
+    process installs, which has no change events); one that fails hides it from none of the
+    others, nor from the listeners (its error is logged, its secrets masked)."""
+    if not events and not first:
         return
     for dependent in dependents:
         try:
-            dependent.feed(events)
+            if first:
+                dependent.resync()
+            else:
+                dependent.feed(events)
         except Exception as exc:  # noqa: BLE001
             log.error("hotconf: %r failed on a release (%s: %s); the others still have it",
                       dependent.name, type(exc).__name__, mask_values_in(

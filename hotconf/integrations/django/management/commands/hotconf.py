@@ -50,7 +50,7 @@ class Command(BaseCommand):
             "(see `hotconf --help`).")
     # No system checks: they import the URLconf, and an app that reads its config there
     # would arm hotconf in this one-shot process (a row of its own in the status it prints).
-    requires_system_checks: list = []
+    requires_system_checks: List[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("subcommand", choices=SUBCOMMANDS)
