@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from hotconf.devserver import DevServer
 from tests.helpers import free_port
@@ -49,3 +50,27 @@ def test_gunicorn_example_config(tmp_path):
             apollo.state.publish("demo", "default", "application", {"greeting": "bonjour"})
             every_worker(server.url, 4, want=lambda a: a["greeting"] == "bonjour", concurrency=16)
             assert apollo.state.stats()["long_polls_open_by_app"] == {"demo": 1}
+
+
+def test_django_example_under_gunicorn(tmp_path):
+    pytest.importorskip("django")
+    with DevServer(port=0, hold_seconds=30) as apollo:
+        apollo.state.publish("demo", "default", "application",
+                             {"greeting": "hello", "limits.per_page": "50"})
+        port = free_port()
+        env = {"APP_ID": "demo", "APOLLO_META": apollo.url,
+               "APOLLO_CACHE_DIR": str(tmp_path / "c")}
+        argv = [str(BIN / "gunicorn"), "-w", "2", "--preload", "-b", f"127.0.0.1:{port}",
+                "shop.wsgi:application"]
+        with ServerProcess(argv, env, port, tmp_path / "g.log", signal.SIGTERM,
+                           cwd=ROOT / "examples" / "django") as server:
+            first = every_worker(server.url, 2, want=lambda a: a["per_page"] == 50)
+            assert len({a["client"] for a in first.values()}) == 2  # one client per worker
+            apollo.state.publish("demo", "default", "application",
+                                 {"greeting": "bonjour", "limits.per_page": "25",
+                                  "cache.url": "redis://cache-2/0"})
+            after = every_worker(server.url, 2, want=lambda a: a["greeting"] == "bonjour" and
+                                 a["per_page"] == 25 and a["cache"] == "redis://cache-2/0")
+            assert set(after) == set(first)  # rebuilt in place, no reload
+            health = requests.get(server.url + "/hotconf/health", timeout=10)
+            assert health.status_code == 200
