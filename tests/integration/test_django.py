@@ -123,3 +123,21 @@ def test_settings_hotconf_wins_over_the_environment_and_bad_keys_fail_at_startup
     bad = run({"app_id": "shop", "namspaces": ["application"]})
     assert bad.stdout.startswith("ImproperlyConfigured settings.HOTCONF:") and \
         "namspaces" in bad.stdout, bad.stdout + bad.stderr
+
+
+def test_django_project_under_uvicorn_asgi(apollo, app_env, tmp_path):
+    """The middleware in its async form: a worker whose requests read only a model is armed
+    off the event loop, and its model follows releases."""
+    publish(apollo, app_env, "hello", "20")
+    port = free_port()
+    argv = [str(BIN / "uvicorn"), "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
+            "--app-dir", str(PROJECT), "shop.asgi:application"]
+    server = ServerProcess(argv, app_env, port, tmp_path / "uvicorn.log", cwd=PROJECT)
+    try:
+        server.start(first_request=False)
+        models_follow(server, 2, 20)
+        publish(apollo, app_env, "hello", "40")
+        models_follow(server, 2, 40)
+        assert_one_long_poll(apollo, app_env["APP_ID"])
+    finally:
+        server.stop()
