@@ -72,6 +72,10 @@ class Config(typed.TypedReads):
         self._listeners.dispatch(events)
         return events
 
+    def _catch_up(self, since: Snapshot) -> None:
+        """A worker's first snapshot: models built before the fork (from ``since``) follow."""
+        feed_all(self._dependents, diff(since, self._snapshot) if self._snapshot else [])
+
     def _forget(self) -> None:
         """In a forked child: drop what the parent held, so the first read arms this process."""
         self._snapshot = None

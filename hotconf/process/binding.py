@@ -49,11 +49,14 @@ STAND_IN_GRACE = 3.0
 
 class Reader(Protocol):
     """The Config side of a binding: it holds a snapshot, installs newer ones (returning the
-    change events; none if not newer), and forgets what it holds in a forked child."""
+    change events; none if not newer), brings what it built before a fork up to its first
+    snapshot in a child (``_catch_up``), and forgets what it holds in a forked child."""
 
     _snapshot: Optional[Snapshot]
 
     def _install(self, snapshot: Snapshot) -> List[ChangeEvent]: ...
+
+    def _catch_up(self, since: Snapshot) -> None: ...
 
     def _forget(self) -> None: ...
 
@@ -73,6 +76,7 @@ class Binding:
         self._lock_pid = 0
         self._shared: Optional[SharedRole] = None
         self._prefork: Optional[Snapshot] = None
+        self._inherited: Optional[Snapshot] = None  # what the parent held, in a forked child
         self._reloads: Optional[ReloadController] = None
         self._stopped = False
         self._first_wait: Optional[Tuple[int, float]] = None  # (pid, deadline) of the first wait
@@ -249,7 +253,17 @@ class Binding:
             self.arm()
 
     def deliver(self, snapshot: Snapshot) -> None:
+        first = self._held() is None
         events = self._install(snapshot)
+        base = self._inherited or self._prefork
+        if first and base is not None and self._held() is snapshot:
+            # A worker's first snapshot: no change events (nothing changed for it), but models
+            # bound before the fork, from what the parent held, follow what changed since
+            # (a child forked after a release, a respawned worker).
+            self._inherited = None
+            owner = self._owner()
+            if owner is not None:
+                owner._catch_up(base)
         reloads = self._reloads
         if reloads is not None and events:
             reloads.feed(events)
@@ -277,6 +291,7 @@ class Binding:
         self._lock = None  # it may have been held by a thread of the parent
         owner = self._owner()
         if owner is not None and not self._stopped:
+            self._inherited = owner._snapshot or self._prefork
             owner._forget()
 
     # -- this process -----------------------------------------------------------------------------
