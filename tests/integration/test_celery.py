@@ -197,10 +197,16 @@ def test_prefork_children_follow_releases_one_poll_and_none_in_the_main_process(
         assert max(p["arm_ms"] for p in armed) < 1500, armed
         print("arm at worker_process_init, ms:", [round(p["arm_ms"], 1) for p in armed])
 
-        published = time.monotonic()
+        published = time.time()
         publish(apollo, env, greeting="bonjour")
         every_child(client, 2, want=lambda a: a["value"] == "bonjour", timeout=20)
-        print(f"release -> every child answers it: {time.monotonic() - published:.2f} s")
+        applied = {p["pid"]: p["at"] - published for p in probes(env, "change")}
+        assert sorted(applied) == children  # each child's listener, in that child
+        print("release -> applied in each child, ms:", sorted(round(v * 1000, 1)
+                                                             for v in applied.values()))
+        costs = [client.send_task("celery_app.check_cost").get(timeout=30) for _ in range(4)]
+        print("check before a task, ns:", sorted({(c["role"], round(c["per_call"] * 1e9))
+                                                  for c in costs}))
         assert worker.children() == children  # no child was replaced on the way
         assert_one_long_poll(apollo, env["APP_ID"])
 
@@ -226,13 +232,21 @@ def test_a_killed_child_is_replaced_and_serves_the_current_release(apollo, celer
         before = worker.children()
         holder = poller_pid(env["APP_ID"], apollo.url, Path(env["APOLLO_CACHE_DIR"]))
         assert holder in before
+        killed = time.time()
         os.kill(holder, signal.SIGKILL)
+        wait_until(lambda: poller_pid(env["APP_ID"], apollo.url, Path(env["APOLLO_CACHE_DIR"]))
+                   not in (None, holder), timeout=20, message="another child to poll")
+        print(f"poller child SIGKILLed -> another child holds the lock: "
+              f"{(time.time() - killed) * 1000:.0f} ms")
         wait_until(lambda: len(set(worker.children()) - set(before)) == 1, timeout=20,
                    message="the pool to replace the killed child")
         publish(apollo, env, greeting="three", **{"limits.timeout": "7"})
         answers = every_child(client, 2, want=lambda a: a["value"] == "three", timeout=20)
         new = (set(worker.children()) - set(before)).pop()
         assert new in answers, answers
+        armed = [p for p in probes(env, "process_init") if p["pid"] == new]
+        print(f"killed -> the new child armed: {(armed[0]['at'] - killed) * 1000:.0f} ms "
+              f"(arming itself {armed[0]['arm_ms']:.1f} ms)")
         # The new child's model follows the host's release (7), not the main's import (1.0).
         assert {a["timeout"] for a in answers.values()} == {7.0}, answers
         assert_one_long_poll(apollo, env["APP_ID"], handovers=True)
@@ -254,13 +268,13 @@ def test_a_worker_started_from_code_disarms_a_main_process_that_armed_at_import(
     with CeleryWorker([sys.executable, "-c", script], env, tmp_path / "worker.log") as worker:
         assert f"armed at import as poller in {worker.pid}" in worker.log(tail=None)
         every_child(client, 2, want=lambda a: a["value"] == "hello")
-        assert "stopped polling and watching" in worker.log(tail=None)
         forks = [p for p in probes(env, "before_fork") if p["pid"] == worker.pid]
         assert len(forks) == 2 and all(p["threads"] == [] for p in forks), forks
         assert {p["role"] for p in forks} == {"idle"}
         assert_one_long_poll(apollo, env["APP_ID"])
         holder = poller_pid(env["APP_ID"], apollo.url, Path(env["APOLLO_CACHE_DIR"]))
         assert holder in worker.children() and holder != worker.pid
+        assert "stopped polling and watching for" in worker.log(tail=None)
         publish(apollo, env, greeting="after")
         every_child(client, 2, want=lambda a: a["value"] == "after")
         assert_one_long_poll(apollo, env["APP_ID"])
@@ -339,3 +353,43 @@ def test_a_celery_worker_and_a_web_app_on_one_host_share_one_poller(apollo, cele
         rows = status_json(env)["processes"]
         assert {r["server"] for r in rows} == {"gunicorn", "celery"}, rows
         assert len(rows) == 4
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "celery"
+
+
+def test_the_celery_example_runs_as_its_readme_says(apollo, celery_env, tmp_path):
+    env = {**celery_env, "APP_ID": "demo", "CELERY_BROKER_URL": celery_env["CELERY_BROKER"]}
+    apollo.state.publish("demo", "default", "application", {"greeting": "hello",
+                                                            "smtp.host": "mx-1"})
+
+    def ask_every_child(want: str, children: int = 2) -> Dict[int, str]:
+        seen: Dict[int, str] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            out = subprocess.run([sys.executable, "ask.py"], cwd=EXAMPLE, capture_output=True,
+                                 text=True, timeout=60, env={**os.environ, **env})
+            assert out.returncode == 0, out.stderr
+            for line in out.stdout.splitlines():
+                pid = int(line.split()[1])
+                seen[pid] = line
+            seen = {pid: line for pid, line in seen.items() if pid_alive(pid)}
+            if len(seen) == children and all(want in line for line in seen.values()):
+                return seen
+        raise AssertionError(f"not every child says {want!r}: {seen}")
+
+    argv = [str(BIN / "celery"), "-A", "tasks", "worker", "--concurrency", "2", "--loglevel",
+            "INFO"]
+    worker = CeleryWorker(argv, env, tmp_path / "worker.log")
+    worker.cwd = EXAMPLE
+    with worker:
+        first = ask_every_child("'hello, world', smtp mx-1")
+        apollo.state.publish("demo", "default", "application", {"greeting": "bonjour",
+                                                                "smtp.host": "mx-1"})
+        assert set(ask_every_child("'bonjour, world', smtp mx-1")) == set(first)
+        assert_one_long_poll(apollo, "demo")
+        apollo.state.publish("demo", "default", "application", {"greeting": "bonjour",
+                                                                "smtp.host": "mx-2"})
+        restarted = ask_every_child("smtp mx-2")
+        assert set(restarted).isdisjoint(first)
+        assert "Celery pool restart of celery@" in worker.log(tail=None)

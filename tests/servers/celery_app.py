@@ -80,6 +80,21 @@ def ready(**_):
     probe("ready", threads=hotconf_threads(), role=cfg.role)
 
 
+@cfg.on_change
+def changed(event):  # in each child, as each release is applied there
+    probe("change", release=event.release_key, role=cfg.role)
+
+
+@app.task
+def check_cost(calls=20000):
+    """What the check before each task costs in this child (seconds per call)."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        cfg.check()
+    return {"pid": os.getpid(), "role": cfg.role,
+            "per_call": (time.perf_counter() - started) / calls}
+
+
 @app.task
 def read(sleep=0.0, key="greeting"):
     time.sleep(sleep)  # lets a test reach every child

@@ -141,3 +141,30 @@ def test_a_pool_child_says_it_is_up_in_time_even_when_arming_is_slow(fresh, monk
     while not armed and time.monotonic() < deadline:
         time.sleep(0.05)
     assert armed == [1]
+
+
+def test_init_app_checks_freshness_before_each_task_once_per_config(fresh):
+    """task_prerun runs the Config's check (a version read) before each task; a second
+    init_app with the same Config connects nothing more."""
+    from celery import signals
+
+    from hotconf.integrations.celery import config_of, init_app
+
+    class Counting:
+        def __init__(self):
+            self.checks = 0
+
+        def check(self):
+            self.checks += 1
+
+    counting = Counting()
+    app = celery.Celery("t", broker="memory://")
+    server.attach(app, counting.check)
+    server.attach(app, counting.check)
+    signals.task_prerun.send(sender=None, task_id="1", task=None)
+    assert counting.checks == 1
+    with pytest.raises(TypeError, match="hotconf Config"):
+        init_app(app, counting)
+    with pytest.raises(RuntimeError, match="init_app"):
+        config_of(app)
+    signals.task_prerun.disconnect(dispatch_uid=f"hotconf.task_prerun.{id(counting)}")
