@@ -194,7 +194,8 @@ def test_prefork_children_follow_releases_one_poll_and_none_in_the_main_process(
         armed = probes(env, "process_init")
         assert sorted(p["pid"] for p in armed) == children
         assert {p["role"] for p in armed} == {"poller", "reader"}
-        assert max(p["arm_ms"] for p in armed) < 1500, armed
+        # (hotconf waits at most ARM_WAIT = 1.5 s there, then arms on in the background)
+        assert max(p["arm_ms"] for p in armed) < 2000, armed
         print("arm at worker_process_init, ms:", [round(p["arm_ms"], 1) for p in armed])
 
         published = time.time()
