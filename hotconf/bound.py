@@ -28,7 +28,7 @@ from .masking import mask_values_in
 from .models import ModelSchema
 from .process import platform
 from .resources import unique_name
-from .runtime import will_fork
+from .runtime import reload_keeps_import, will_fork
 from .status import DependentState
 
 log = logging.getLogger("hotconf")
@@ -70,11 +70,12 @@ class Binder:
         self.live = _live_instance(model, self.current, self)
         facts = platform.current()[1]
         if self._restart_keys:
-            if facts.gunicorn_arbiter:
-                # With --preload the arbiter keeps its import across a HUP: the workers it forks
+            if reload_keeps_import(facts):
+                # With --preload the arbiter keeps its import across a HUP, and a Celery pool
+                # restart re-forks the children from the main process: the workers forked
                 # again inherit this very startup value, so a reload would change nothing.
-                self._restart_note = ("only a restart applies it (gunicorn --preload keeps the "
-                                      "arbiter's import across a reload)")
+                self._restart_note = ("only a restart applies it (a reload re-forks the "
+                                      "workers from this process's import)")
             elif reload_also_on(tuple(f"{escape(namespace)}:{escape(key)}"
                                       for key in self.schema.restart_keys)):
                 self._restart_note = "a reload applies it (restart fields join reload_on)"

@@ -35,7 +35,7 @@ ENV_STORE = "HOTCONF_STORE"
 ENV_POLLER = "HOTCONF_POLLER"
 
 STORES = ("auto", "uwsgi", "file", "memory")
-RELOADS = ("auto", "uwsgi", "gunicorn", "callback", "none")
+RELOADS = ("auto", "uwsgi", "gunicorn", "celery", "callback", "none")
 
 URLs = Union[str, Sequence[str], None]
 

@@ -13,7 +13,7 @@ POLLER_CHOICES = (POLLER_AUTO, POLLER_MULE, POLLER_NEVER)
 
 @dataclass(frozen=True)
 class ProcessFacts:
-    server: str = "other"              # "uwsgi", "gunicorn" or "other"
+    server: str = "other"              # "uwsgi", "gunicorn", "celery" or "other"
     uwsgi_master: bool = False         # loads the app before uWSGI forks (master, or no master)
     uwsgi_mule: bool = False
     uwsgi_threads: bool = True         # uwsgi.has_threads
@@ -22,14 +22,38 @@ class ProcessFacts:
     uwsgi_cache: Optional[Tuple[str, int, bool]] = None  # (name, blocksize, bitmap) of "hotconf"
     gunicorn_arbiter: bool = False     # gunicorn's master (the app is imported there with --preload)
     gunicorn_arbiter_pid: Optional[int] = None  # a worker's arbiter, as gunicorn recorded it
-    worker: Optional[int] = None       # uWSGI worker id, gunicorn worker age (for status rows)
+    celery_main: bool = False          # a Celery worker's main process whose pool forks (prefork)
+    worker: Optional[int] = None       # uWSGI worker id, gunicorn worker age, Celery pool slot
     mule: Optional[int] = None         # uWSGI mule id
 
 
 def will_fork(facts: ProcessFacts) -> bool:
     """A master that forks workers later must run no thread: a thread holding a lock at fork
-    time leaves that lock held forever in the children (they hang)."""
-    return facts.uwsgi_master or facts.gunicorn_arbiter
+    time leaves that lock held forever in the children (they hang). A Celery worker's main
+    process forks its pool at start and again whenever a child dies or is recycled."""
+    return facts.uwsgi_master or facts.gunicorn_arbiter or facts.celery_main
+
+
+def reload_keeps_import(facts: ProcessFacts) -> bool:
+    """Does a server reload re-fork the workers from this very process, so they inherit its
+    import as it is? gunicorn's arbiter with --preload keeps its import across a HUP, and a
+    Celery pool restart re-forks the children from the main process: a value read here at
+    startup changes only with a restart of the whole server."""
+    return facts.gunicorn_arbiter or facts.celery_main
+
+
+def celery_pool_restart_problem(pool: str, pool_restarts: bool,
+                                remote_control: bool) -> Optional[str]:
+    """Why a Celery worker cannot apply a ``reload_on`` change by restarting its pool (None:
+    it can). A pool restart is Celery's remote-control ``pool_restart``: the prefork pool only,
+    only with ``worker_pool_restarts = True``, and delivered through the broker's broadcast."""
+    if pool != "prefork":
+        return f"the {pool} pool runs the tasks in the worker's own process"
+    if not pool_restarts:
+        return "pool restarts are off: set worker_pool_restarts = True to have hotconf restart it"
+    if not remote_control:
+        return "remote control is off: a pool restart is sent as a remote-control command"
+    return None
 
 
 def competes_for_poller(facts: ProcessFacts, poller: str) -> bool:

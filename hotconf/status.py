@@ -118,8 +118,8 @@ class ProcessRecord:
 
     pid: int
     role: str  # "poller", "reader", "idle"
-    server: str = "other"  # "uwsgi", "gunicorn", "other"
-    worker: Optional[int] = None  # uWSGI worker id, gunicorn worker age
+    server: str = "other"  # "uwsgi", "gunicorn", "celery", "other"
+    worker: Optional[int] = None  # uWSGI worker id, gunicorn worker age, Celery pool slot
     mule: Optional[int] = None  # uWSGI mule id
     started: Optional[int] = None  # the process's start time (/proc), to tell a reused pid
     pidns: Optional[int] = None  # its pid namespace (/proc), to tell whose pid this is

@@ -49,7 +49,8 @@ STAND_IN_GRACE = 3.0
 
 class Reader(Protocol):
     """The Config side of a binding: it holds a snapshot, installs newer ones (returning the
-    change events; none if not newer), and forgets what it holds in a forked child."""
+    change events; none if not newer; models and resources built before a fork catch up at
+    its first snapshot), and forgets what it holds in a forked child."""
 
     _snapshot: Optional[Snapshot]
 
@@ -163,6 +164,8 @@ class Binding:
                     own.prefer()
                 return own
             server, facts = platform.current()
+            if will_fork(facts):  # (a retry timer, a hook run too early): never before a fork
+                return None
             options = self.options
             poller_mode = "auto" if as_mule else options.poller
             shared = shared_role((self.settings.instance_key, str(self.settings.cache_dir),
@@ -279,6 +282,26 @@ class Binding:
         if owner is not None and not self._stopped:
             owner._forget()
 
+    def disarm_before_fork(self) -> bool:
+        """This process turned out to be one that forks (a Celery worker's main process that
+        read config at import, before Celery said it is one): end this Config's part here (its
+        threads, its long poll; the poller lock passes to another process) and keep what it
+        holds as the pre-fork snapshot, which reads keep answering. Each child arms after the
+        fork. True if there was something to end."""
+        with self._process_lock():
+            held = self._held()
+            if held is not None and held.newer_than(self._prefork):
+                self._prefork = held
+            shared, self._shared = self._shared, None
+            reloads, self._reloads = self._reloads, None
+            self._retry_at = None
+        if reloads is not None:
+            reloads.close()
+        if shared is None or shared.role is None or shared.role.pid != os.getpid():
+            return False
+        shared.unsubscribe(self)  # the last one out stops the role (its threads end)
+        return True
+
     # -- this process -----------------------------------------------------------------------------
     def _own_role(self) -> Optional[Role]:
         shared = self._shared
@@ -372,6 +395,25 @@ def arm_all(as_mule: bool = False) -> List[Binding]:
             log.exception("hotconf: arming app %r after fork failed; it retries on first read",
                           binding.settings.app_id)
     return armed
+
+
+#: Threads that may be left running at a fork after ``disarm_all``: each waits without holding
+#: a lock (in ``flock``, a queue, a timer's event) and is gone in the child. A standby blocked in
+#: ``flock`` cannot be woken; it lets the lock go and ends when the poller it waits for is gone.
+_IDLE_AT_FORK = ("hotconf-standby", "hotconf-listener", "hotconf-resource")
+
+
+def disarm_all(wait: float = 1.0) -> List[Binding]:
+    """Disarm every Config armed in this process before it forks (see ``disarm_before_fork``),
+    and wait up to ``wait`` seconds for their threads to end, so that none runs at the fork."""
+    disarmed = [b for b in list(_live) if b.disarm_before_fork()]
+    if disarmed:
+        deadline = time.monotonic() + wait
+        for thread in threading.enumerate():
+            if thread.name.startswith("hotconf") and not thread.name.startswith(_IDLE_AT_FORK) \
+                    and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+    return disarmed
 
 
 def _after_fork_in_child() -> None:

@@ -1,6 +1,6 @@
 """The questions hotconf asks the server a process runs in, and the registry of answers.
 
-Each server module in ``hotconf.servers`` (uwsgi, gunicorn, plain) subclasses ``Platform`` and
+Each server module in ``hotconf.servers`` (uwsgi, gunicorn, celery, plain) subclasses ``Platform`` and
 registers itself when ``hotconf`` is imported; the process role asks ``current()`` and never
 imports a server. This class's own answers are a plain process's: no master, no push channel
 but the cache file, the user's callback as the reload action.
@@ -59,7 +59,7 @@ class Platform:
                 if forced is not None:
                     return forced
         raise ReloadError(f"reload={kind!r}: no such reload action here (use auto, uwsgi, "
-                          f"gunicorn, callback or none)")
+                          f"gunicorn, celery, callback or none)")
 
 
 _registered: List[Platform] = []

@@ -160,7 +160,7 @@ def test_the_cycle_check_sees_function_level_imports():
     assert "hotconf.process.binding" in GRAPH["hotconf.config"]
 
 
-SERVER_MODULES = ("uwsgi", "uwsgidecorators", "gunicorn")
+SERVER_MODULES = ("uwsgi", "uwsgidecorators", "gunicorn", "celery", "billiard", "kombu")
 
 
 def _outside_servers(module: str) -> bool:

@@ -5,9 +5,11 @@ import pytest
 from hotconf.runtime import (
     POLLER_CHOICES,
     ProcessFacts,
+    celery_pool_restart_problem,
     claims_poller,
     competes_for_poller,
     parse_cache2,
+    reload_keeps_import,
     stands_in_only,
     store_kind,
     threads_problem,
@@ -19,17 +21,21 @@ UWSGI_WORKER = ProcessFacts(server="uwsgi")
 UWSGI_MULE = ProcessFacts(server="uwsgi", uwsgi_mule=True)
 GUNICORN_ARBITER = ProcessFacts(server="gunicorn", gunicorn_arbiter=True)
 GUNICORN_WORKER = ProcessFacts(server="gunicorn")
+CELERY_MAIN = ProcessFacts(server="celery", celery_main=True)  # prefork: forks its pool
+CELERY_CHILD = ProcessFacts(server="celery", worker=1)
+CELERY_SOLO = ProcessFacts(server="celery")  # solo, threads, gevent: runs the tasks itself
 PLAIN = ProcessFacts()
 
 
 def test_masters_that_fork_never_run_threads_or_poll():
-    for facts in (UWSGI_MASTER, GUNICORN_ARBITER):
+    for facts in (UWSGI_MASTER, GUNICORN_ARBITER, CELERY_MAIN):
         assert will_fork(facts)
         for mode in POLLER_CHOICES:
             assert not competes_for_poller(facts, mode)
 
 
-@pytest.mark.parametrize("facts", [UWSGI_WORKER, UWSGI_MULE, GUNICORN_WORKER, PLAIN])
+@pytest.mark.parametrize("facts", [UWSGI_WORKER, UWSGI_MULE, GUNICORN_WORKER, CELERY_CHILD,
+                                   CELERY_SOLO, PLAIN])
 def test_leaf_processes_compete_in_auto_mode(facts):
     assert not will_fork(facts)
     assert competes_for_poller(facts, "auto")
@@ -55,7 +61,8 @@ def test_in_mule_mode_workers_leave_the_start_to_the_mule():
 
 
 def test_exactly_the_expected_pollers_over_every_combination():
-    kinds = [UWSGI_MASTER, UWSGI_WORKER, UWSGI_MULE, GUNICORN_ARBITER, GUNICORN_WORKER, PLAIN]
+    kinds = [UWSGI_MASTER, UWSGI_WORKER, UWSGI_MULE, GUNICORN_ARBITER, GUNICORN_WORKER,
+             CELERY_MAIN, CELERY_CHILD, CELERY_SOLO, PLAIN]
     for facts, mode, run_mule in itertools.product(kinds, POLLER_CHOICES, (False, True)):
         expected = not will_fork(facts) and mode != "never"
         assert competes_for_poller(facts, mode) is expected, (facts, mode)
@@ -102,3 +109,23 @@ def test_a_uwsgi_worker_without_threads_never_competes():
         assert not competes_for_poller(no_threads, mode)
         assert competes_for_poller(ProcessFacts(server="uwsgi", uwsgi_mule=True,
                                                 uwsgi_threads=False), mode)
+
+
+def test_a_reload_that_re_forks_from_this_process_keeps_what_it_imported():
+    """gunicorn --preload's arbiter and a Celery prefork main process hand their own import to
+    the workers they fork again: a value read there changes only with a restart."""
+    assert reload_keeps_import(GUNICORN_ARBITER) and reload_keeps_import(CELERY_MAIN)
+    for facts in (UWSGI_MASTER, UWSGI_WORKER, GUNICORN_WORKER, CELERY_CHILD, CELERY_SOLO, PLAIN):
+        assert not reload_keeps_import(facts), facts
+
+
+def test_a_celery_pool_restart_needs_prefork_pool_restarts_and_remote_control():
+    assert celery_pool_restart_problem("prefork", True, True) is None
+    for pool, restarts, remote in itertools.product(
+            ("prefork", "solo", "threads", "gevent", "eventlet"), (False, True), (False, True)):
+        problem = celery_pool_restart_problem(pool, restarts, remote)
+        assert (problem is None) is (pool == "prefork" and restarts and remote), problem
+    # each says what is missing, in the setting's own name
+    assert "solo pool" in celery_pool_restart_problem("solo", True, True)
+    assert "worker_pool_restarts = True" in celery_pool_restart_problem("prefork", False, True)
+    assert "remote control is off" in celery_pool_restart_problem("prefork", True, False)
