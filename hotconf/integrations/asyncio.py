@@ -19,22 +19,31 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncContextManager, AsyncIterator, Callable, Optional
 
 from ..config import Config
+from ..errors import ConfigUnavailableError
+
+log = logging.getLogger("hotconf")
 
 #: What ``FastAPI(lifespan=...)`` takes: ``app -> async context manager`` (yielding the state)
 Lifespan = Callable[[Any], AsyncContextManager[Any]]
 
 
 def lifespan(cfg: Config, app_lifespan: Optional[Callable[[Any], Any]] = None, *,
-             stop: bool = True) -> Lifespan:
+             stop: bool = True, required: bool = True) -> Lifespan:
     """``FastAPI(lifespan=lifespan(cfg, my_lifespan))``: hotconf ready before ``my_lifespan``
     starts (it may read ``cfg``), and stopped after it ends. ``my_lifespan`` is an
     ``@asynccontextmanager`` function (or a bare async generator function) taking the app;
-    what it yields (the lifespan state) is passed on. ``stop=False`` leaves the Config running
-    after shutdown (a Config shared with something that outlives the app)."""
+    what it yields (the lifespan state) is passed on.
+
+    ``required``: with no config at all (the config service unreachable and no local cache),
+    the startup fails with ``ConfigUnavailableError``, as a first read would (the server does
+    not serve without config); ``required=False`` logs it and serves, reads raising until
+    the background retry loads. ``stop=False`` leaves the Config running after shutdown (a
+    Config shared with something that outlives the app)."""
     inner = app_lifespan
     if inner is not None and inspect.isasyncgenfunction(inner):
         inner = asynccontextmanager(inner)
@@ -42,7 +51,12 @@ def lifespan(cfg: Config, app_lifespan: Optional[Callable[[Any], Any]] = None, *
     @asynccontextmanager
     async def hotconf_lifespan(app: Any) -> AsyncIterator[Any]:
         try:
-            await cfg.ready()
+            try:
+                await cfg.ready()
+            except ConfigUnavailableError as exc:
+                if required:
+                    raise
+                log.error("hotconf: starting without config (required=False): %s", exc)
             if inner is None:
                 yield None
             else:

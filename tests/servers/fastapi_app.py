@@ -68,9 +68,10 @@ async def app_lifespan(app):
 async def instrumented(app):
     """The probe runs from before hotconf's startup until shutdown."""
     probe.start()
+    await asyncio.sleep(0.02)  # the probe is sleeping when hotconf's startup begins
     probe.begin("startup")
     async with hotconf_lifespan(cfg, app_lifespan)(app) as state:
-        probe.end("startup")
+        await probe.end("startup")
         yield state
     await probe.stop()
 

@@ -60,11 +60,15 @@ class LagProbe:
     def begin(self, name: str) -> None:
         self._mark_start[name] = (time.time(), time.perf_counter(), self.samples)
 
-    def end(self, name: str) -> dict:
+    async def end(self, name: str) -> dict:
+        """The window since ``begin(name)``; first lets the probe record a sleep that was held
+        up until now (its lateness counts in the window)."""
         wall, started, samples = self._mark_start.pop(name)
+        seconds = time.perf_counter() - started
+        await asyncio.sleep(self.interval * 3)
         inside = [e for e in self.events if e[0] >= wall]
         self.marks[name] = {
-            "seconds": round(time.perf_counter() - started, 4),
+            "seconds": round(seconds, 4),
             "samples": self.samples - samples,
             "max_raw": max((e[1] for e in inside), default=0.0),
             "max_net": max((e[2] for e in inside), default=0.0),
