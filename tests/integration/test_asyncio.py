@@ -397,3 +397,24 @@ def test_fastapi_app_under_real_servers(apollo, app_env, tmp_path, kind):
                   f"was published; {report}")
         finally:
             server.stop()
+
+
+@pytest.mark.servers
+def test_fastapi_example_under_uvicorn_workers(apollo, app_env, tmp_path):
+    apollo.state.publish(app_env["APP_ID"], "default", "application", {"greeting.text": "hello"})
+    port = free_port()
+    argv = [str(BIN / "uvicorn"), "app:app", "--workers", "2", "--host", "127.0.0.1", "--port",
+            str(port), "--no-access-log"]
+    with ServerProcess(argv, app_env, port, tmp_path / "example.log", signal.SIGTERM,
+                       cwd=ROOT / "examples" / "fastapi") as server:
+        assert server.first_status == 200
+        answers = every_worker(server.url, 2, want=lambda a: a["greeting"] == "hello!",
+                               concurrency=8)
+        assert sorted(a["role"] for a in answers.values()) == ["poller", "reader"]
+        apollo.state.publish(app_env["APP_ID"], "default", "application",
+                             {"greeting.text": "bonjour", "backend.url": "http://b2:9000"})
+        answers = every_worker(server.url, 2, concurrency=8, want=lambda a: (
+            a["greeting"] == "bonjour!" and a["backend"] == "http://b2:9000"))
+        assert_one_long_poll(apollo, app_env["APP_ID"])
+        wait_until(lambda: server.log(None).count(
+            "greeting.text MODIFIED: 'hello' -> 'bonjour'") == 2, message="both listeners")
