@@ -26,6 +26,8 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Protocol, Tuple, TypeVar
 
+from .errors import ConfigUnavailableError
+
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
 
@@ -33,10 +35,16 @@ log = logging.getLogger("hotconf")
 
 #: Changes kept per async listener while no loop is bound (the oldest go first past this).
 PENDING_MAX = 1000
+#: How often ``ready()`` tries the load again while it waits (each try is a dict lookup once
+#: the snapshot is there)
+RETRY_EVERY = 0.1
 
 
 class Startable(Protocol):
     def start(self) -> Any: ...
+
+    @property
+    def role(self) -> str: ...
 
 
 S = TypeVar("S", bound=Startable)
@@ -182,11 +190,25 @@ def _name(callback: Callable[..., Any]) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
 
 
-async def ready(cfg: S, ref: LoopRef) -> S:
-    """``await cfg.ready()``: bind the running loop, then load on an executor thread."""
+async def ready(cfg: S, ref: LoopRef, timeout: float) -> S:
+    """``await cfg.ready()``: bind the running loop, then load on an executor thread.
+
+    A first read gives up after one window (the poller's first fetch, then the local cache).
+    At startup it is worth waiting longer: a worker that follows another process's poller
+    waits for its first publish, however many namespaces it fetches, and a poller whose first
+    load failed gets its retries (1 s, 2 s, 4 s ...). So the load is tried again while the
+    process is armed (polling or following), until ``timeout`` seconds have passed; then
+    ``ConfigUnavailableError`` is raised as a read would."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     ref.bind(loop)
-    await loop.run_in_executor(None, cfg.start)
-    return cfg
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await loop.run_in_executor(None, cfg.start)
+            return cfg
+        except ConfigUnavailableError:
+            if loop.time() >= deadline or cfg.role == "idle":  # (idle: stopped, or not armed)
+                raise
+        await asyncio.sleep(RETRY_EVERY)

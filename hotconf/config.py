@@ -86,10 +86,10 @@ class Config(typed.TypedReads):
         self._binding.load()
         return self
 
-    async def ready(self) -> Config:
-        """``await cfg.ready()`` in an async app's startup: loads on a thread while the event
-        loop keeps running, and binds the loop: ``async def`` listeners run on it."""
-        return await aio.ready(self, self._listeners.loop)
+    async def ready(self, timeout: float = 10.0) -> Config:
+        """``await cfg.ready()`` in an async app's startup: loads on a thread (waiting up to
+        ``timeout``) while the loop keeps running, and binds the loop for async listeners."""
+        return await aio.ready(self, self._listeners.loop, timeout)
 
     def stop(self) -> None:
         """Stop polling and listener delivery. Reads keep answering from the last snapshot."""

@@ -33,16 +33,16 @@ Lifespan = Callable[[Any], AsyncContextManager[Any]]
 
 
 def lifespan(cfg: Config, app_lifespan: Optional[Callable[[Any], Any]] = None, *,
-             stop: bool = True, required: bool = True) -> Lifespan:
+             stop: bool = True, required: bool = True, timeout: float = 10.0) -> Lifespan:
     """``FastAPI(lifespan=lifespan(cfg, my_lifespan))``: hotconf ready before ``my_lifespan``
     starts (it may read ``cfg``), and stopped after it ends. ``my_lifespan`` is an
     ``@asynccontextmanager`` function (or a bare async generator function) taking the app;
     what it yields (the lifespan state) is passed on.
 
-    ``required``: with no config at all (the config service unreachable and no local cache),
-    the startup fails with ``ConfigUnavailableError``, as a first read would (the server does
-    not serve without config); ``required=False`` logs it and serves, reads raising until
-    the background retry loads. ``stop=False`` leaves the Config running after shutdown (a
+    ``required``: with no config at all after ``timeout`` seconds (the config service
+    unreachable and no local cache), the startup fails with ``ConfigUnavailableError`` (the
+    server does not serve without config); ``required=False`` logs it and serves, reads
+    raising until the background retry loads. ``stop=False`` leaves the Config running after shutdown (a
     Config shared with something that outlives the app)."""
     inner = app_lifespan
     if inner is not None and inspect.isasyncgenfunction(inner):
@@ -52,7 +52,7 @@ def lifespan(cfg: Config, app_lifespan: Optional[Callable[[Any], Any]] = None, *
     async def hotconf_lifespan(app: Any) -> AsyncIterator[Any]:
         try:
             try:
-                await cfg.ready()
+                await cfg.ready(timeout)
             except ConfigUnavailableError as exc:
                 if required:
                     raise

@@ -292,13 +292,35 @@ def test_lifespan_composes_with_the_apps_and_stops_the_config(devserver, make_co
 
 def test_lifespan_without_config_fails_the_startup_unless_not_required(make_config):
     dead = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(ConfigUnavailableError), \
-            TestClient(FastAPI(lifespan=lifespan(make_config(config_service=dead)))):
+    started = time.monotonic()
+    with pytest.raises(ConfigUnavailableError), TestClient(FastAPI(lifespan=lifespan(
+            make_config(config_service=dead), timeout=1.0))):
         pass
+    assert 1.0 <= time.monotonic() - started < 5  # it waited for the timeout, no longer
     cfg = make_config(config_service=dead)
-    with TestClient(FastAPI(lifespan=lifespan(cfg, required=False))), \
+    with TestClient(FastAPI(lifespan=lifespan(cfg, required=False, timeout=0.2))), \
             pytest.raises(ConfigUnavailableError):
         cfg.get("greeting")
+
+
+def test_ready_waits_for_the_pollers_retry_within_its_timeout(devserver, cache_dir):
+    """The config service fails the first fetches (no cache yet): a first read would give up,
+    ready() waits for the poller's retry and returns once it loaded."""
+    devserver.state.publish("demo", "default", "application", {"k": "v"})
+    with FaultyProxy(devserver.url) as proxy:
+        proxy.fault("/configs", "http_500")
+        cfg = Config(app_id="demo", config_service=proxy.url, cache_dir=cache_dir)
+        threading.Timer(1.5, proxy.heal).start()
+        try:
+            async def main():
+                started = time.monotonic()
+                await cfg.ready(timeout=15)
+                return time.monotonic() - started, cfg.get("k")
+
+            elapsed, value = run(main())
+        finally:
+            cfg.stop()
+    assert value == "v" and 1.5 <= elapsed < 15, elapsed
 
 
 def test_the_core_install_imports_no_web_framework():
