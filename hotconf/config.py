@@ -162,7 +162,7 @@ class Config(typed.TypedReads):
         return self._listeners.register(callback, keys, prefixes, namespace,
                                         self.settings.namespaces)
 
-    def remove_listener(self, callback: Callable[[ChangeEvent], None]) -> bool:
+    def remove_listener(self, callback: Listener) -> bool:
         return self._listeners.remove(callback)
 
     # -- built from config -------------------------------------------------------------------------

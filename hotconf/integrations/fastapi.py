@@ -21,10 +21,10 @@ from .asyncio import Lifespan, lifespan
 
 M = TypeVar("M")
 
-__all__ = ["Lifespan", "Settings", "lifespan", "settings"]
+__all__ = ["Lifespan", "SettingsDependency", "lifespan", "settings"]
 
 
-class Settings(Generic[M]):
+class SettingsDependency(Generic[M]):
     """The dependency ``settings()`` returns: ``await dependency()`` is the live bound model."""
 
     def __init__(self, cfg: Config, model: Type[M], namespace: str = DEFAULT_NAMESPACE,
@@ -52,8 +52,8 @@ class Settings(Generic[M]):
 
 
 def settings(cfg: Config, model: Type[M], *, namespace: str = DEFAULT_NAMESPACE,
-             prefix: Optional[str] = None) -> Settings[M]:
+             prefix: Optional[str] = None) -> SettingsDependency[M]:
     """A FastAPI dependency for ``cfg.bind(model, namespace, prefix)``:
     ``def view(svc: Service = Depends(settings(cfg, Service, prefix="svc")))``. Create it once
     (at import), not per request: it holds the binding."""
-    return Settings(cfg, model, namespace, prefix)
+    return SettingsDependency(cfg, model, namespace, prefix)

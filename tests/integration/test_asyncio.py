@@ -25,7 +25,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from hotconf import Config, ConfigUnavailableError
+from hotconf import Config, ConfigUnavailableError, aio
 from hotconf.integrations.asyncio import lifespan
 from hotconf.integrations.fastapi import settings
 from tests.faulty_proxy import FaultyProxy
@@ -218,6 +218,30 @@ def test_changes_wait_for_a_loop_with_one_warning_and_a_closed_loop_breaks_nothi
     assert "Traceback" not in hotconf_logs.text  # no thread of hotconf died
 
 
+def test_changes_kept_without_a_loop_are_bounded(monkeypatch, hotconf_logs):
+    """At most PENDING_MAX changes per listener wait for a loop: the oldest go, and the log
+    says how many when the listener runs."""
+    monkeypatch.setattr(aio, "PENDING_MAX", 3)
+    ref, seen = aio.LoopRef(), []
+
+    async def listener(n):
+        seen.append(n)
+
+    mailbox = aio.LoopMailbox(listener, "change listener", ref)
+    mailbox.post([(n,) for n in range(1, 6)])
+
+    async def main():
+        ref.bind(asyncio.get_running_loop())
+        for _ in range(100):
+            if len(seen) == 3:
+                break
+            await asyncio.sleep(0.01)
+
+    run(main())
+    assert seen == [3, 4, 5]
+    assert "missed 2 older changes" in hotconf_logs.text
+
+
 def test_async_model_listener_and_the_settings_dependency(devserver, make_config):
     devserver.state.publish("demo", "default", "application",
                             {"svc.url": "http://a", "svc.timeout": "2"})
@@ -386,9 +410,9 @@ def test_fastapi_app_under_real_servers(apollo, app_env, tmp_path, kind):
 
             started = time.time()
             for seq in range(1, 6):  # 0.4 s apart; each listener call takes 0.6 s
+                time.sleep(0.4 if seq > 1 else 0)
                 published = time.time()
                 publish(apollo, env, seq)
-                time.sleep(0.4)
             every_worker(server.url, 2, want=lambda a: a["greeting"] == "v5" and a["seq"] == 5)
             served = time.time() - published  # every worker serves the last release
             assert served < 5, served

@@ -68,6 +68,7 @@ class LagProbe:
         await asyncio.sleep(self.interval * 3)
         inside = [e for e in self.events if e[0] >= wall]
         self.marks[name] = {
+            "began": wall,
             "seconds": round(seconds, 4),
             "samples": self.samples - samples,
             "max_raw": max((e[1] for e in inside), default=0.0),
