@@ -96,6 +96,7 @@ class LoopMailbox:
         self._lock = threading.Lock()
         self._draining_on: Optional[AbstractEventLoop] = None  # a drain is due or running there
         self._dropped = 0
+        self._task: Optional[Any] = None  # the drain task (asyncio.Task) on the loop
         ref.add(self)
 
     @property
@@ -146,8 +147,8 @@ class LoopMailbox:
                     PENDING_MAX)
 
     def _start(self, loop: AbstractEventLoop) -> None:
-        # On the loop. (The task is referenced by the loop while it runs.)
-        loop.create_task(self._drain(loop))
+        # On the loop. The loop holds tasks weakly: the mailbox keeps its drain alive.
+        self._task = loop.create_task(self._drain(loop))
 
     async def _drain(self, loop: AbstractEventLoop) -> None:
         try:
