@@ -23,7 +23,7 @@ from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, S
 
 from .changes import ChangeEvent
 from .errors import InvalidValuesError, ValueProblem
-from .listeners import Mailbox
+from .listeners import AnyMailbox, Mailbox
 from .masking import mask_values_in
 from .models import ModelSchema
 from .process import platform
@@ -43,11 +43,13 @@ class Binder:
     def __init__(self, model: Type[Any], namespace: str, prefix: Optional[str], *,
                  lookup: Callable[[str], Callable[[str], Optional[str]]],
                  report: Callable[[DependentState], None],
-                 reload_also_on: Callable[[Tuple[str, ...]], bool], taken: Collection[str] = ()):
+                 reload_also_on: Callable[[Tuple[str, ...]], bool], taken: Collection[str] = (),
+                 mailbox: Callable[[Callable[..., Any], str], AnyMailbox] = Mailbox):
         """``lookup(namespace)`` reads the namespace as this process holds it now; ``report``
         records the model's state (``hotconf status``); ``reload_also_on`` adds restart fields'
         keys to ``reload_on`` (False: the Config reloads nothing); ``taken`` are the names of
-        the Config's other resources and models."""
+        the Config's other resources and models; ``mailbox`` makes a listener's mailbox (the
+        Config's: an ``async def`` listener runs on its bound event loop)."""
         self.schema = ModelSchema.of(model, prefix, namespace)
         self.namespace = namespace
         where = self.schema.prefix.rstrip(".")
@@ -61,7 +63,8 @@ class Binder:
         self._restart_keys: FrozenSet[str] = frozenset(self.schema.restart_keys)
         self._lock = threading.Lock()
         self._listeners: List[ModelListener] = []
-        self._mailboxes: Dict[int, Mailbox] = {}
+        self._mailboxes: Dict[int, AnyMailbox] = {}
+        self._mailbox = mailbox
         self._failed_with: Optional[str] = None
         self.current = self.schema.build(self._lookup())  # raises InvalidValuesError
         self.startup = self.current
@@ -182,7 +185,7 @@ class Binder:
     def _post(self, listener: ModelListener, old: Any, new: Any) -> None:
         mailbox = self._mailboxes.get(id(listener))
         if mailbox is None or not mailbox.usable:
-            mailbox = self._mailboxes[id(listener)] = Mailbox(listener, "model listener")
+            mailbox = self._mailboxes[id(listener)] = self._mailbox(listener, "model listener")
         mailbox.post([(old, new)])
 
     def after_fork(self) -> None:
@@ -197,7 +200,8 @@ class Binder:
 
 def _on_change(self: Any, callback: Optional[ModelListener] = None) -> Any:
     """``settings.on_change(cb)``: call ``cb(old, new)`` (model instances) on a hotconf thread
-    after each release that changes a field value; usable as a decorator."""
+    (an ``async def`` one on the loop bound by ``await cfg.ready()``) after each release that
+    changes a field value; usable as a decorator."""
     binder: Binder = type(self).__hotconf_binder__
     return binder.on_change if callback is None else binder.on_change(callback)
 

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, List, Optional, Sequence, TypeVar, Union, cast
 
-from . import typed
+from . import aio, typed
 from .changes import ChangeEvent
 from .errors import UnknownNamespaceError
 from .listeners import Listener, Listeners
@@ -86,6 +86,11 @@ class Config(typed.TypedReads):
         self._binding.load()
         return self
 
+    async def ready(self, timeout: float = 10.0) -> Config:
+        """``await cfg.ready()`` in an async app's startup: loads on a thread (waiting up to
+        ``timeout``) while the loop keeps running, and binds the loop for async listeners."""
+        return await aio.ready(self, self._listeners.loop, timeout)
+
     def stop(self) -> None:
         """Stop polling and listener delivery. Reads keep answering from the last snapshot."""
         self._binding.stop()
@@ -153,11 +158,11 @@ class Config(typed.TypedReads):
                   prefixes: Optional[Collection[str]] = None, namespace: Optional[str] = None) -> Any:
         """Call ``callback(event)`` after each release that changes a key of interest: ``keys``
         and ``prefixes`` narrow the keys, ``namespace`` the namespace (none: every change).
-        Usable as a decorator. Listeners run on a hotconf thread; one that raises is logged."""
+        A decorator too. Listeners run on a hotconf thread (``async def`` ones on ``ready()``'s loop)."""
         return self._listeners.register(callback, keys, prefixes, namespace,
                                         self.settings.namespaces)
 
-    def remove_listener(self, callback: Callable[[ChangeEvent], None]) -> bool:
+    def remove_listener(self, callback: Listener) -> bool:
         return self._listeners.remove(callback)
 
     # -- built from config -------------------------------------------------------------------------
@@ -181,7 +186,7 @@ class Config(typed.TypedReads):
         from .bound import Binder  # the model machinery, loaded by the first bind
 
         binder = Binder(model, namespace, prefix, lookup=lambda ns: self.namespace(ns).get,
-                        report=self._binding.note_dependent,
+                        report=self._binding.note_dependent, mailbox=self._listeners.mailbox,
                         reload_also_on=self._binding.reload_also_on,
                         taken={d.name for d in self._dependents})
         self._dependents.append(binder)

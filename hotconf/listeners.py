@@ -1,27 +1,41 @@
 """Change listeners: registered with interests, called off the poller's thread, isolated.
 
 The guarantee: each listener gets its events in release order, one call at a time, on a thread
-of its own (made at its first event). A slow or stuck listener delays only itself: never another
-listener, the poller or a read; one that raises is logged and gets the next event as usual.
-``close`` does not wait for a stuck listener.
+of its own (made at its first event), or, for an ``async def`` listener, on the event loop bound
+by ``await cfg.ready()`` (``hotconf.aio``). A slow or stuck listener delays only itself: never
+another listener, the poller or a read; one that raises is logged and gets the next event as
+usual. ``close`` does not wait for a stuck listener.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Collection,
+    Dict,
+    FrozenSet,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
+from .aio import LoopMailbox, LoopRef, is_async
 from .changes import ChangeEvent
 from .errors import UnknownNamespaceError
 
 log = logging.getLogger("hotconf")
 
-Listener = Callable[[ChangeEvent], None]
+#: A plain function (run on a hotconf thread) or an ``async def`` one (run on the bound loop).
+Listener = Union[Callable[[ChangeEvent], None], Callable[[ChangeEvent], Awaitable[None]]]
 
 
 @dataclass(frozen=True)
@@ -80,23 +94,26 @@ class Mailbox:
         self.queue.put(None)
 
 
+AnyMailbox = Union[Mailbox, LoopMailbox]
+
+
 class Listeners:
     def __init__(self) -> None:
         self._registrations: List[Registration] = []
         self._lock = threading.Lock()
-        self._mailboxes: Dict[int, Mailbox] = {}  # by id() of the registration
+        self._mailboxes: Dict[int, AnyMailbox] = {}  # by id() of the registration
+        self.loop = LoopRef()  # where async listeners run (bound by ``await cfg.ready()``)
+
+    def mailbox(self, callback: Callable[..., Any], what: str) -> AnyMailbox:
+        """A thread of its own for a plain callback; the bound event loop for an async one."""
+        if is_async(callback):
+            return LoopMailbox(callback, what, self.loop)
+        return Mailbox(callback, what)
 
     def add(self, callback: Listener, keys: Optional[Collection[str]] = None,
             prefixes: Optional[Collection[str]] = None, namespace: Optional[str] = None) -> None:
         if not callable(callback):
             raise TypeError(f"on_change needs a callable, got {callback!r}")
-        if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
-                type(callback).__call__):
-            raise TypeError(
-                f"on_change got a coroutine function ({getattr(callback, '__qualname__', callback)}"
-                f"): listeners run on a hotconf thread, where nothing would await it. Pass a plain "
-                f"function; to run async code, hand it to your loop from there with "
-                f"asyncio.run_coroutine_threadsafe(coro, loop)")
         for name, value in (("keys", keys), ("prefixes", prefixes)):
             if isinstance(value, str):
                 raise TypeError(f"{name} must be a list of strings, not the string {value!r}")
@@ -140,7 +157,8 @@ class Listeners:
                     continue
                 mailbox = self._mailboxes.get(id(reg))
                 if mailbox is None or not mailbox.usable:
-                    mailbox = self._mailboxes[id(reg)] = Mailbox(reg.callback, "change listener")
+                    mailbox = self._mailboxes[id(reg)] = self.mailbox(reg.callback,
+                                                                      "change listener")
                 mailbox.post([(view,) for view in views])
 
     def after_fork(self) -> None:

@@ -1,5 +1,8 @@
 """Integrations (top floor): what users put in their app or server configuration.
 
+- ``asyncio``: ``lifespan(cfg)`` for ASGI apps (``await cfg.ready()`` at startup, stop at
+  shutdown);
+- ``fastapi``: ``settings(cfg, Model)``, a dependency for bound models (and the lifespan);
 - ``flask``: ``HotConf(app, cfg)``, a freshness check at each request;
 - ``gunicorn``: ``post_fork`` for gunicorn.conf.py;
 - ``uwsgi``: ``run_mule`` and the master-side ``shared-import``;

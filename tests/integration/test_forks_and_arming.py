@@ -290,21 +290,6 @@ def test_reload_on_a_string_is_one_pattern(make_config, devserver):
     assert fired[0].changes == {("application", "db.url"): ("a", "b")}
 
 
-def test_async_listeners_are_refused_with_a_reason(make_config):
-    cfg = make_config()
-
-    async def listener(event):  # pragma: no cover - never called
-        pass
-
-    class AsyncCallable:
-        async def __call__(self, event):  # pragma: no cover
-            pass
-
-    for candidate in (listener, AsyncCallable()):
-        with pytest.raises(TypeError, match="coroutine function.*run_coroutine_threadsafe"):
-            cfg.on_change(candidate)
-
-
 def test_a_stopped_config_answers_the_same_in_a_forked_child(devserver, cache_dir):
     devserver.state.publish("demo", "default", "application", {"k": "v"})
     cfg = Config(app_id="demo", server=devserver.url, cache_dir=cache_dir)

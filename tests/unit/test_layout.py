@@ -52,6 +52,7 @@ FLOORS: Dict[str, int] = {
     "hotconf.process": ROLE,
     "hotconf.reload.controller": ROLE,
     "hotconf.models": GROUND,
+    "hotconf.aio": CONFIG,  # await cfg.ready(), async listeners on the bound loop
     "hotconf.listeners": CONFIG,
     "hotconf.resources": CONFIG,
     "hotconf.bound": CONFIG,
