@@ -264,3 +264,17 @@ def test_every_package_says_what_lives_there_and_what_it_may_import():
         assert doc, f"{module} has no docstring"
         if module != "hotconf":
             assert "import" in doc.lower(), f"{module}'s docstring does not say what it may import"
+
+
+def test_the_core_install_pulls_no_framework():
+    """`pip install hotconf` brings requests and watchdog; Django, Celery, FastAPI and the
+    others come only with their extras."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    core = {dep.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+            for dep in project["dependencies"]}
+    assert core == {"requests", "watchdog"}
+    extras = project["optional-dependencies"]
+    for extra, package in (("django", "django"), ("celery", "celery"), ("fastapi", "fastapi"),
+                           ("pydantic", "pydantic"), ("metrics", "prometheus_client")):
+        assert any(dep.lower().startswith(package) for dep in extras[extra]), extra
