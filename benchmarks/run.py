@@ -640,6 +640,40 @@ class RecordingLoad:
 
 
 # ------------------------------------------------------------------------------
+def change_under_load(b: Bench, server: ServerProcess, app_id: str,
+                      done: Callable[[Dict[int, dict], Dict[int, dict]], bool]) -> dict:
+    """8 client threads on ``server``; after 2 s db.url changes; until ``done(before, now)``
+    (every worker's answer) or a bound: requests, failures, the longest gap between two
+    answers from 1 s before the change, and when it was done."""
+    load = RecordingLoad(server.url)
+    before = every_worker(server.url, 4)
+    now = before
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(load.run) for _ in range(8)]
+        time.sleep(2)
+        triggered = time.monotonic()
+        b.apollo.state.publish(app_id, "default", "application", {"k": "v0", "db.url": "pg://b"})
+        finished = None
+        while time.monotonic() < triggered + (60 if not b.quick else 30):
+            try:
+                now = every_worker(server.url, 4, timeout=1)
+                if done(before, now):
+                    finished = time.monotonic()
+                    break
+            except AssertionError:
+                pass
+        time.sleep(1)
+        load.stop.set()
+        for f in futures:
+            f.result()
+    window = sorted(t for t in load.done if t >= triggered - 1)
+    gaps = [t2 - t1 for t1, t2 in zip(window, window[1:])]
+    return {"requests": len(load.done), "failed": len(load.errors),
+            "longest_gap_ms": round(max(gaps) * 1000, 1) if gaps else None,
+            "done_s": round(finished - triggered, 2) if finished else None,
+            "same_workers": set(now) == set(before), "errors": sorted(set(load.errors))[:5]}
+
+
 def reload_under_load(b: Bench) -> dict:
     out = {}
     for mode in ("chain (lazy-apps)", "graceful (prefork)"):
@@ -650,34 +684,10 @@ def reload_under_load(b: Bench) -> dict:
             extra += ["--lazy-apps", "--shared-import", "hotconf.integrations.uwsgi"]
         env = {"BENCH_RELOAD_ON": "db.*"}
         server = b.uwsgi("hotconf", app_id, 4, extra=extra, env=env, mule=False)
-        load = RecordingLoad(server.url)
         try:
-            old = set(every_worker(server.url, 4))
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                futures = [pool.submit(load.run) for _ in range(8)]
-                time.sleep(2)
-                triggered = time.monotonic()
-                b.apollo.state.publish(app_id, "default", "application",
-                                       {"k": "v0", "db.url": "pg://b"})
-                deadline = triggered + (60 if not b.quick else 30)
-                while time.monotonic() < deadline:
-                    try:
-                        now = every_worker(server.url, 4, timeout=1)
-                        if not set(now) & old:
-                            break
-                    except AssertionError:
-                        pass
-                finished = time.monotonic()
-                time.sleep(1)
-                load.stop.set()
-                for f in futures:
-                    f.result()
-            window = sorted(t for t in load.done if t >= triggered - 1)
-            gaps = [b2 - a2 for a2, b2 in zip(window, window[1:])]
-            out[mode] = {"requests": len(load.done), "failed": len(load.errors),
-                         "longest_gap_ms": round(max(gaps) * 1000, 1) if gaps else None,
-                         "reload_done_s": round(finished - triggered, 1),
-                         "errors": sorted(set(load.errors))[:5]}
+            r = change_under_load(b, server, app_id,
+                                  lambda before, now: not set(now) & set(before))
+            out[mode] = {**r, "reload_done_s": r["done_s"]}
         finally:
             server.stop()
         log(f"reload {mode}: {out[mode]}")
@@ -710,36 +720,10 @@ def rebuild(b: Bench) -> dict:
                       ("graceful reload", {"BENCH_RELOAD_ON": "db.*"})):
         app_id = b.new_app({"k": "v0", "db.url": "pg://a"})
         server = b.uwsgi("hotconf", app_id, 4, env=env, mule=False)
-        load = RecordingLoad(server.url)
         try:
-            old = every_worker(server.url, 4)
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                futures = [pool.submit(load.run) for _ in range(8)]
-                time.sleep(2)
-                triggered = time.monotonic()
-                b.apollo.state.publish(app_id, "default", "application",
-                                       {"k": "v0", "db.url": "pg://b"})
-                finished = None
-                while time.monotonic() < triggered + (60 if not b.quick else 30):
-                    try:
-                        now = every_worker(server.url, 4, timeout=1)
-                        if all(a["db"] == "pg://b" for a in now.values()):
-                            finished = time.monotonic()
-                            break
-                    except AssertionError:
-                        pass
-                time.sleep(1)
-                load.stop.set()
-                for f in futures:
-                    f.result()
-            window = sorted(t for t in load.done if t >= triggered - 1)
-            gaps = [t2 - t1 for t1, t2 in zip(window, window[1:])]
-            out["change"][mode] = {
-                "requests": len(load.done), "failed": len(load.errors),
-                "longest_gap_ms": round(max(gaps) * 1000, 1) if gaps else None,
-                "done_s": round(finished - triggered, 2) if finished else None,
-                "same_workers": set(now) == set(old),
-                "errors": sorted(set(load.errors))[:5]}
+            out["change"][mode] = change_under_load(
+                b, server, app_id,
+                lambda before, now: all(a["db"] == "pg://b" for a in now.values()))
         finally:
             server.stop()
         log(f"rebuild, {mode}: {out['change'][mode]}")

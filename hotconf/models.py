@@ -537,18 +537,25 @@ def _sequence(kind: type, args: Tuple[Any, ...], where: str) -> Converter:
     item = _item_converter(args[0] if args else Any, where)
 
     def convert(text: str) -> Any:
-        out = []
-        for i, value in enumerate(_items(text), 1):
-            try:
-                out.append(item(value))
-            except _Invalid as exc:
-                problem = f"item {i}: {exc}"
-                break
-        else:
-            return out if kind is list else _collect(kind, out)
-        raise _Invalid(problem)
+        values = _items(text)
+        out = _each(values, [item] * len(values))
+        return out if kind is list else _collect(kind, out)
 
     return convert
+
+
+def _each(values: List[Any], converters: Sequence[JsonConverter]) -> List[Any]:
+    """Each value through its converter; the first that fails names its item (1-based)."""
+    out = []
+    for i, (convert, value) in enumerate(zip(converters, values), 1):
+        try:
+            out.append(convert(value))
+        except _Invalid as exc:
+            problem = f"item {i}: {exc}"
+            break
+    else:
+        return out
+    raise _Invalid(problem)
 
 
 def _collect(kind: type, items: List[Any]) -> Any:
@@ -564,16 +571,7 @@ def _fixed_tuple(items: Sequence[JsonConverter]) -> Converter:
         values = _items(text)
         if len(values) != len(items):
             raise _Invalid(f"expected {len(items)} items, got {len(values)}")
-        out = []
-        for i, (item, value) in enumerate(zip(items, values), 1):
-            try:
-                out.append(item(value))
-            except _Invalid as exc:
-                problem = f"item {i}: {exc}"
-                break
-        else:
-            return tuple(out)
-        raise _Invalid(problem)
+        return tuple(_each(values, items))
 
     return convert
 

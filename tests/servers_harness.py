@@ -35,10 +35,7 @@ class ServerProcess:
     def start(self, timeout: float = 40, first_request: bool = True) -> ServerProcess:
         """Start and wait until it answers a request (or, with ``first_request=False``, only
         until its port accepts connections: no request has warmed any worker yet)."""
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env={**os.environ, **self.env},
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self._spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -62,6 +59,14 @@ class ServerProcess:
             time.sleep(0.1)
         self.stop()
         raise AssertionError(f"server did not answer within {timeout}s:\n{self.log()}")
+
+    def _spawn(self) -> None:
+        """The process, in a session of its own (stop() ends the whole session), its output
+        appended to the log file."""
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env={**os.environ, **self.env},
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
 
     def log(self, tail: Optional[int] = 6000) -> str:
         """The server's output (by default its end, for assertion messages)."""

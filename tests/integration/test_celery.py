@@ -77,10 +77,7 @@ class CeleryWorker(ServerProcess):
         super().__init__(argv, env, 0, log_path, signal.SIGTERM)
 
     def start(self, timeout: float = 40, first_request: bool = True) -> CeleryWorker:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env={**os.environ, **self.env},
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self._spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
