@@ -72,7 +72,10 @@ class LoopRef:
     @property
     def loop(self) -> Optional[AbstractEventLoop]:
         loop = self._loop
-        if loop is None or self._pid != os.getpid() or loop.is_closed():
+        # A loop stopped but not closed (run_until_complete returned) runs no callback: the
+        # changes wait for the next ready() as they would with no loop at all.
+        if loop is None or self._pid != os.getpid() or loop.is_closed() or \
+                not loop.is_running():
             return None
         return loop
 
@@ -120,7 +123,7 @@ class LoopMailbox:
             if self.cancelled or not self._pending:
                 return
             running = self._draining_on
-            if running is not None and not running.is_closed():
+            if running is not None and not running.is_closed() and running.is_running():
                 return  # the drain on the loop takes what was just added
             loop = self.ref.loop
             if loop is None:
@@ -202,13 +205,28 @@ async def ready(cfg: S, ref: LoopRef, timeout: float) -> S:
     ``ConfigUnavailableError`` is raised as a read would."""
     import asyncio
 
+    if getattr(getattr(cfg, "_binding", None), "stopped", False):
+        raise ConfigUnavailableError(
+            "ready() on a Config that was stopped (a lifespan with stop=True ended, or "
+            "cfg.stop()): it would serve its last snapshot, frozen. Create a new Config, or "
+            "pass lifespan(cfg, stop=False) where the app's lifespan runs more than once in "
+            "a process (tests with one TestClient each)")
     loop = asyncio.get_running_loop()
     ref.bind(loop)
     deadline = loop.time() + timeout
     while True:
+        remaining = deadline - loop.time()
         try:
-            await loop.run_in_executor(None, cfg.start)
+            # The executor's call cannot be cut short (a fetch waits out its own timeout);
+            # ready() does not wait for it past its own.
+            await asyncio.wait_for(asyncio.shield(loop.run_in_executor(None, cfg.start)),
+                                   max(0.0, remaining))
             return cfg
+        except asyncio.TimeoutError:
+            raise ConfigUnavailableError(
+                f"no configuration within {timeout:g} s (ready(timeout=...)): the config "
+                f"service did not answer in time and there is no local cache yet; hotconf "
+                f"keeps trying in the background") from None
         except ConfigUnavailableError:
             if loop.time() >= deadline or cfg.role == "idle":  # (idle: stopped, or not armed)
                 raise

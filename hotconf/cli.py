@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -150,7 +151,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 # -- reading Apollo ---------------------------------------------------------------------------------
 def _options(args: argparse.Namespace, **extra: Any) -> Options:
-    """The same resolution as ``Config(...)``: flags first, then Apollo's environment."""
+    """The same resolution as ``Config(...)``: flags first, then Apollo's environment; or the
+    app's own options, resolved already (``main(options=...)``: ``manage.py hotconf``)."""
+    preset: Optional[Options] = getattr(args, "preset", None)
+    if preset is not None:
+        wanted = getattr(args, "namespace", None)
+        if wanted and not getattr(args, "offline", False):  # fetch only what is asked
+            return replace(preset, settings=replace(preset.settings, namespaces=tuple(wanted)))
+        return preset  # the local cache is the app's: found by its whole namespace list
     try:
         return resolve_options(app_id=args.app, server=args.server,
                                config_service=args.config_service, cluster=args.cluster,
@@ -206,6 +214,9 @@ def _load_snapshot(args: argparse.Namespace):
 def cmd_get(args: argparse.Namespace) -> int:
     args.namespace = [args.namespace_one or "application"]
     _, namespaces = _load_snapshot(args)
+    if args.namespace[0] not in namespaces:
+        raise CommandError(f"namespace {args.namespace[0]!r} is not one of the app's "
+                           f"({', '.join(namespaces)})", EXIT_MISSING)
     ns = namespaces[args.namespace[0]]
     if args.key not in ns:
         raise CommandError(f"no key {args.key!r} in namespace {ns.name!r} "
@@ -222,6 +233,8 @@ def cmd_get(args: argparse.Namespace) -> int:
 def cmd_dump(args: argparse.Namespace) -> int:
     args.namespace = args.namespaces or args.namespace
     _, namespaces = _load_snapshot(args)
+    if args.namespaces:  # from the app's cache, only those asked for
+        namespaces = {n: ns for n, ns in namespaces.items() if n in args.namespaces}
     if args.json:
         print(json.dumps({name: {"release_key": ns.release_key, "found": ns.found,
                                  "values": {k: _shown(args, k, v) for k, v in ns.items()}}
@@ -585,7 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, options: Optional[Options] = None) -> int:
+    """The ``hotconf`` command; with ``options`` (an app's, resolved) the commands that read a
+    configuration read that one and take no flags naming another (``manage.py hotconf``)."""
     parser = build_parser()
     # KEY=VALUE pairs may follow options (`publish app --gray-label x k=v`), which argparse
     # does not take as positionals once subcommands are involved.
@@ -601,6 +616,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    args.preset = options
     try:
         return args.func(args)
     except CommandError as exc:

@@ -464,3 +464,63 @@ def test_fastapi_example_under_uvicorn_workers(apollo, app_env, tmp_path):
         assert_one_long_poll(apollo, app_env["APP_ID"])
         wait_until(lambda: server.log(None).count(
             "greeting.text MODIFIED: 'hello' -> 'bonjour'") == 2, message="both listeners")
+
+
+# -- what a hostile review found ----------------------------------------------------------------
+def test_ready_on_a_stopped_config_says_so(devserver, cache_dir):
+    """A second lifespan in one process (a TestClient per test) must not serve a stopped,
+    frozen Config without a word."""
+    devserver.state.publish("demo", "default", "application", {"k": "v"})
+    cfg = Config(app_id="demo", server=devserver.url, cache_dir=cache_dir)
+    app = FastAPI(lifespan=lifespan(cfg))
+    with TestClient(app):
+        pass
+    with pytest.raises(ConfigUnavailableError, match="stopped"), TestClient(app):
+        pass
+
+
+def test_ready_keeps_its_timeout_when_the_config_service_hangs(devserver, cache_dir):
+    devserver.state.publish("demo", "default", "application", {"k": "v"})
+    with FaultyProxy(devserver.url, delay=4.0) as proxy:
+        cfg = Config(app_id="demo", config_service=proxy.url, cache_dir=cache_dir,
+                     fetch_timeout=5)
+        try:
+            async def main():
+                started = time.monotonic()
+                with pytest.raises(ConfigUnavailableError, match="within 1 s"):
+                    await cfg.ready(timeout=1.0)
+                return time.monotonic() - started
+
+            assert run(main()) < 2.0
+        finally:
+            cfg.stop()
+
+
+def test_async_listeners_survive_a_loop_that_stopped_without_closing(devserver, cache_dir):
+    devserver.state.publish("demo", "default", "application", {"k": "v0"})
+    cfg = Config(app_id="demo", server=devserver.url, cache_dir=cache_dir)
+    seen = []
+
+    @cfg.on_change
+    async def listener(event):
+        seen.append(event.changes["k"].new)
+
+    try:
+        first = asyncio.new_event_loop()
+        first.run_until_complete(cfg.ready())  # the loop stops here, never closed
+        devserver.state.publish("demo", "default", "application", {"k": "v1"})
+        wait_until(lambda: cfg.get("k") == "v1", message="v1 delivered to the process")
+        time.sleep(0.2)
+
+        async def second_run():
+            await cfg.ready()
+            devserver.state.publish("demo", "default", "application", {"k": "v2"})
+            deadline = time.monotonic() + 10
+            while seen[-1:] != ["v2"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+
+        asyncio.run(second_run())
+        assert seen == ["v1", "v2"]
+        first.close()
+    finally:
+        cfg.stop()

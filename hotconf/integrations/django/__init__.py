@@ -26,7 +26,7 @@ import threading
 from typing import Any, Callable, Dict, Optional
 
 from ...config import Config
-from ...errors import SettingsError
+from ...errors import ConfigUnavailableError, SettingsError
 
 __all__ = ["HotconfMiddleware", "config", "get_config", "hotconf_settings"]
 
@@ -54,11 +54,40 @@ def get_config() -> Config:
             if _config is None:
                 from django.core.exceptions import ImproperlyConfigured
 
+                _refuse_in_settings_module()
+                given = hotconf_settings()
+                on_reload = given.get("on_reload")
+                if isinstance(on_reload, str):  # a dotted path, as Django settings name hooks
+                    from django.utils.module_loading import import_string
+
+                    try:
+                        given["on_reload"] = import_string(on_reload)
+                    except ImportError as exc:
+                        raise ImproperlyConfigured(f"settings.HOTCONF['on_reload']: {exc}") \
+                            from None
                 try:
-                    _config = Config(**hotconf_settings())
+                    _config = Config(**given)
                 except (SettingsError, TypeError) as exc:
                     raise ImproperlyConfigured(f"settings.HOTCONF: {exc}") from None
     return _config
+
+
+def _refuse_in_settings_module() -> None:
+    """``config`` read while settings.py itself is being imported would be made before
+    ``HOTCONF`` exists (from the environment alone, and kept so for the process)."""
+    import os
+    import sys
+
+    name = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    spec = getattr(sys.modules.get(name), "__spec__", None)
+    if spec is not None and getattr(spec, "_initializing", False):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"hotconf.integrations.django.config was used inside {name} while it is being "
+            f"imported, before settings.HOTCONF exists. To set a Django setting from Apollo "
+            f"there, make a Config of its own: `from hotconf import Config; "
+            f"cfg = Config(app_id=..., ...)` (its values are read once, at start)")
 
 
 def __getattr__(name: str) -> Any:
@@ -93,10 +122,22 @@ class HotconfMiddleware:
         return self.get_response(request)
 
     async def _acall(self, request: Any) -> Any:
-        if self.config.role == "idle":  # arming does I/O: not on the event loop
+        config = self.config
+        if config.role == "idle" or config.source == "none":
+            # Arming does I/O, and so does a first read while the poller has published
+            # nothing yet (it waits for that first load): both off the event loop, so the
+            # view's reads are dict lookups.
             from asgiref.sync import sync_to_async
 
-            await sync_to_async(self.config.check, thread_sensitive=False)()
+            await sync_to_async(self._prepare, thread_sensitive=False)()
         else:
-            self.config.check()  # a version read
+            config.check()  # a version read
         return await self.get_response(request)
+
+    def _prepare(self) -> None:
+        self.config.check()
+        if self.config.source == "none":
+            try:
+                self.config.start()
+            except ConfigUnavailableError:
+                pass  # the view's read says so, as it would without the middleware

@@ -1,8 +1,13 @@
 """Views for ``urls.py``: ``path("hotconf/", include("hotconf.integrations.django.urls"))``
-serves ``hotconf/health`` (the host's status as JSON: 200 when every process is current and
-the poller well, 503 otherwise) and ``hotconf/metrics`` (Prometheus text, ``pip install
-'hotconf[metrics]'``). Both read the host's registry: whichever worker answers, they show every
-process of the host. Protect them as you protect other operational endpoints."""
+serves ``hotconf/health`` (the host's status as JSON) and ``hotconf/metrics`` (Prometheus text,
+``pip install 'hotconf[metrics]'``). Both read the host's registry: whichever worker answers,
+they show every process of the host. Protect them as you protect other operational endpoints.
+
+``health`` answers 503 only when this host serves wrong config: a process STALE, a resource or
+model failing, nothing serving. A config service that is down (the poller failing) is
+``"degraded": true`` with 200: every instance of a fleet sees the same outage, and a probe
+that failed on it would take them all out of service while they serve their last good config.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,10 @@ from . import get_config
 def health(request: Any) -> Any:
     cfg = get_config()
     view = read_host(cfg.settings)
-    return JsonResponse(status_document(cfg.settings, view),
-                        status=200 if view.exit_status == EXIT_CURRENT else 503)
+    wrong = bool(view.stale or view.failing_dependents or not view.rows)
+    document = {**status_document(cfg.settings, view), "healthy": not wrong,
+                "degraded": view.exit_status != EXIT_CURRENT and not wrong}
+    return JsonResponse(document, status=503 if wrong else 200)
 
 
 def metrics(request: Any) -> Any:

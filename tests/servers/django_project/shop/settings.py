@@ -15,7 +15,8 @@ HOTCONF = {
     "app_id": os.environ["APP_ID"],
     "server": os.environ["APOLLO_META"],
     "cache_dir": os.environ["APOLLO_CACHE_DIR"],
-    "namespaces": ["application"],
+    "namespaces": os.environ.get("NAMESPACES", "application").split(","),
+    "stale_after": float(os.environ.get("STALE_AFTER", "10")),
 }
 LOGGING = {
     "version": 1,

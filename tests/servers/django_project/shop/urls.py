@@ -28,5 +28,10 @@ def model_only(request):
     return JsonResponse({"pid": os.getpid(), "per_page": limits.per_page})
 
 
-urlpatterns = [path("", index), path("limits/", model_only),
+async def async_index(request):
+    """An async view: under ASGI its reads run on the event loop."""
+    return JsonResponse({"pid": os.getpid(), "greeting": config.get("greeting")})
+
+
+urlpatterns = [path("", index), path("limits/", model_only), path("async/", async_index),
                path("hotconf/", include("hotconf.integrations.django.urls"))]

@@ -1,13 +1,13 @@
 """``manage.py hotconf status|get|dump|metrics``: the ``hotconf`` command with the project's
-``settings.HOTCONF`` (the same app, cluster, namespaces and cache dir as the running app), for
-teams that operate through manage.py. Exit statuses are the command's (``status``: 0, 5, 1)."""
+own Config (``settings.HOTCONF`` over the environment, as the app resolves it: the same app,
+cluster, namespaces, secret, cache dir and stale bound), for teams that operate through
+manage.py. Exit statuses are the command's (``status``: 0, 5, 1)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Any, Dict, List
+from typing import Any, List
 
 from django.core.management.base import BaseCommand
 
@@ -16,33 +16,25 @@ from hotconf.integrations import django as integration
 
 SUBCOMMANDS = ("status", "get", "dump", "metrics")
 
-#: settings.HOTCONF keys -> the command's flags (the others do not concern these commands)
-FLAGS = {"app_id": "--app", "server": "--server", "config_service": "--config-service",
-         "cluster": "--cluster", "label": "--label", "data_center": "--data-center",
-         "ip": "--ip", "cache_dir": "--cache-dir"}
+#: Django's own options, which a user may put after the subcommand (Django has applied them)
+DJANGO_OPTIONS = ("--settings", "--pythonpath", "--traceback", "--no-color", "--force-color",
+                  "--skip-checks", "--verbosity", "-v")
 
 
-def cli_argv(subcommand: str, hotconf: Dict[str, Any], rest: List[str]) -> List[str]:
-    """The ``hotconf`` command line for ``subcommand`` under these settings; flags given by
-    hand (``rest``) win."""
-    given = {arg.split("=", 1)[0] for arg in rest if arg.startswith("-")}
-    argv = [subcommand]
-    for key, flag in FLAGS.items():
-        value = hotconf.get(key)
-        if value is None or flag in given:
+def cli_argv(subcommand: str, rest: List[str]) -> List[str]:
+    """The ``hotconf`` command line: the subcommand and its own arguments, without Django's
+    options (``--settings=...`` after the subcommand is Django's, applied already)."""
+    argv, skip = [subcommand], False
+    for arg in rest:
+        if skip:
+            skip = False
             continue
-        if isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        argv += [flag, str(value)]
-    namespaces = hotconf.get("namespaces")
-    if isinstance(namespaces, str):
-        namespaces = [n.strip() for n in namespaces.split(",") if n.strip()]
-    if namespaces and subcommand in ("status", "metrics") and not given & {"-n", "--namespace"}:
-        for name in namespaces:  # the app's list: it names the configuration on this host
-            argv += ["--namespace", name]
-    if namespaces and subcommand == "dump" and not [a for a in rest if not a.startswith("-")]:
-        argv += list(namespaces)
-    return argv + rest
+        name = arg.split("=", 1)[0]
+        if name in DJANGO_OPTIONS:
+            skip = "=" not in arg and name in ("--settings", "--pythonpath", "--verbosity", "-v")
+            continue
+        argv.append(arg)
+    return argv
 
 
 class Command(BaseCommand):
@@ -58,11 +50,11 @@ class Command(BaseCommand):
                             help="the command's own arguments, e.g. `get db.url -n db.yaml`")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        hotconf = integration.hotconf_settings()
-        if hotconf.get("secret") and "APOLLO_ACCESS_KEY_SECRET" not in os.environ:
-            os.environ["APOLLO_ACCESS_KEY_SECRET"] = str(hotconf["secret"])
+        # The app's own Config's options: HOTCONF over the environment, every namespace (the
+        # cache and the status rows are found by them), the secret, stale_after...
+        resolved = integration.get_config().options
         sys.stdout.flush()
-        code = cli.main(cli_argv(options["subcommand"], hotconf, list(options["rest"])))
+        code = cli.main(cli_argv(options["subcommand"], list(options["rest"])), options=resolved)
         sys.stdout.flush()
         if code:
             sys.exit(code)
