@@ -29,7 +29,6 @@ import time
 import weakref
 from contextlib import contextmanager
 from dataclasses import replace
-from fnmatch import fnmatchcase
 from typing import (
     Any,
     Callable,
@@ -260,22 +259,7 @@ class Resource(Generic[T]):
     # -- building -----------------------------------------------------------------------------------
     def _values(self) -> Values:
         """The current values of the keys this resource follows."""
-        namespaces = self._source.snapshot().namespaces
-        found: Values = {}
-        for pattern in self._policy.patterns:
-            scope, _, key_pattern = pattern.partition(":") if ":" in pattern else ("", "", pattern)
-            for name, namespace in namespaces.items():
-                if scope and not fnmatchcase(name, scope):
-                    continue
-                if _has_glob(key_pattern):
-                    for key, value in namespace.items():
-                        if fnmatchcase(key, key_pattern):
-                            found[(name, key)] = value
-                else:
-                    value = namespace.get(key_pattern)
-                    if value is not None:
-                        found[(name, key_pattern)] = value
-        return found
+        return self._policy.select(self._source.snapshot().namespaces)
 
     def _build(self, first: bool) -> Optional[_Built]:
         """A new object from the current values, or None (the failure is recorded). Called

@@ -318,10 +318,9 @@ class Binding:
         elif self._retry_at is not None:
             if time.monotonic() >= self._retry_at:
                 self._retry_arm()
-        elif not self._stopped and self._owner() is not None and \
-                not will_fork(platform.current()[1]):
+        elif not self._stopped and self._owner() is not None:
             try:
-                self.arm()
+                self.arm()  # (nothing in a process that will fork)
             except Exception:  # noqa: BLE001 - a request's check must not fail the request
                 log.debug("hotconf: arming at a check failed", exc_info=True)
 

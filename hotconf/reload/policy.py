@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from ..changes import ChangeEvent
 from ..masking import mask
@@ -47,6 +47,24 @@ class ReloadPolicy:
             if fnmatchcase(subject, pattern):
                 return True
         return False
+
+    def select(self, namespaces: Mapping[str, Mapping[str, str]]) -> Dict[KeyRef, str]:
+        """The keys these patterns name and their values now: (namespace, key) -> value. A
+        pattern without glob characters is looked up, not matched against every key."""
+        found: Dict[KeyRef, str] = {}
+        for pattern in self.patterns:
+            literal = not any(c in pattern for c in "*?[")
+            for name, values in namespaces.items():
+                if literal:
+                    scope, _, key = pattern.partition(":") if ":" in pattern else (name, "", pattern)
+                    if scope == name and key in values:
+                        found[(name, key)] = values[key]
+                    continue
+                for key, value in values.items():
+                    subject = f"{name}:{key}" if ":" in pattern else key
+                    if fnmatchcase(subject, pattern):
+                        found[(name, key)] = value
+        return found
 
     def triggering(self, events: Iterable[ChangeEvent]) -> Changes:
         """The changes in ``events`` that call for a reload: (namespace, key) -> (old, new)."""

@@ -101,3 +101,26 @@ def test_fire_reports_net_change_from_the_first_old_value(steps):
         value = new
     fired = d.fire(1000)
     assert fired == ({} if value == "start" else {("a", "x"): ("start", value)})
+
+
+NAMESPACES = {"application": {"db.url": "u", "db.pool": "5", "cache.url": "c"},
+              "infra": {"db.url": "i", "url": "x"}}
+
+
+def test_select_picks_the_keys_the_patterns_name_in_every_scope():
+    assert ReloadPolicy(("db.url",)).select(NAMESPACES) == {("application", "db.url"): "u",
+                                                           ("infra", "db.url"): "i"}
+    assert ReloadPolicy(("infra:url", "db.p*")).select(NAMESPACES) == {
+        ("infra", "url"): "x", ("application", "db.pool"): "5"}
+    assert ReloadPolicy(("*:db.*",)).select(NAMESPACES) == {
+        ("application", "db.url"): "u", ("application", "db.pool"): "5",
+        ("infra", "db.url"): "i"}
+    assert ReloadPolicy(("nosuch", "other:db.url")).select(NAMESPACES) == {}
+
+
+@given(st.dictionaries(st.sampled_from(["a.x", "a.y", "b.x", "b:y"]), st.text(max_size=3)),
+       st.sampled_from(["a.*", "a.x", "*.x", "ns:a.*", "ns:b:y", "b:y", "?.y"]))
+def test_select_agrees_with_matches(values, pattern):
+    policy = ReloadPolicy((pattern,))
+    assert policy.select({"ns": values}) == {("ns", k): v for k, v in values.items()
+                                             if policy.matches("ns", k)}
