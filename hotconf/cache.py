@@ -100,13 +100,14 @@ class LocalCache:
                           f"({exc.strerror or exc}); ignoring it")
             return None
         try:
-            with os.fdopen(fd, "rb") as fh:
-                raw = fh.read(MAX_CACHE_BYTES + 1)
+            raw = _read_bounded(fd, MAX_CACHE_BYTES)
         except OSError as exc:
             self._problem(f"the {what} {path} is corrupt or unreadable "
                           f"({exc.strerror or exc}); ignoring it")
             return None
-        return raw if len(raw) <= MAX_CACHE_BYTES else None
+        finally:
+            os.close(fd)
+        return raw
 
     def _read_part(self, namespace: str, digest: str) -> Optional[bytes]:
         if not digest.isalnum():  # a digest is hex: never a path
@@ -211,6 +212,19 @@ class LocalCache:
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return None, set()
         return (version if isinstance(version, int) else None), digests
+
+
+def _read_bounded(fd: int, limit: int) -> Optional[bytes]:
+    """The whole file, or None past ``limit`` bytes. Sized by fstat and read with os.read: a
+    buffered ``read(limit + 1)`` allocates the limit (64 MB) on every read of a 2 KB index."""
+    chunks = [os.read(fd, min(os.fstat(fd).st_size, limit) + 1)]
+    total = len(chunks[0])
+    while chunks[-1] and total <= limit:  # a file that grew since the fstat
+        chunks.append(os.read(fd, 1 << 16))
+        total += len(chunks[-1])
+    if total > limit:
+        return None
+    return chunks[0] if len(chunks) == 2 else b"".join(chunks)  # the usual read: no copy
 
 
 def _part_ok(path: Path, data: bytes, thorough: bool = False) -> bool:

@@ -388,12 +388,12 @@ def diff(old: Optional[Snapshot], new: Snapshot) -> List[ChangeEvent]:
         before = old.namespaces.get(name)
         if before is ns:
             continue
-        changes = diff_values(before or {}, ns)
+        changes = diff_values(before._values if before is not None else {}, ns._values)
         if changes:
             events.append(ChangeEvent(name, MappingProxyType(changes), ns.release_key))
     for name, before in old.namespaces.items():
         if name not in new.namespaces:
-            changes = diff_values(before, {})
+            changes = diff_values(before._values, {})
             if changes:
                 events.append(ChangeEvent(name, MappingProxyType(changes), None))
     return events

@@ -91,6 +91,17 @@ def test_applying_the_diff_to_old_gives_new(old, new):
     assert apply_changes(old, diff_values(old, new)) == new
 
 
+@given(values, values)
+def test_the_diff_names_exactly_the_keys_that_differ_with_both_values(old, new):
+    changes = diff_values(old, new)
+    assert set(changes) == {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)
+                            or (k in old) != (k in new)}
+    for key, (before, after, kind) in changes.items():
+        assert (before, after) == (old.get(key), new.get(key))
+        assert kind is (ChangeType.ADDED if key not in old else
+                        ChangeType.DELETED if key not in new else ChangeType.MODIFIED)
+
+
 @given(values)
 def test_no_changes_against_itself(v):
     assert diff_values(v, dict(v)) == {}

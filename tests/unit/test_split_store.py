@@ -338,3 +338,19 @@ def test_a_version_the_front_sends_readers_to_the_file_for_is_on_the_file(tmp_pa
     reader = LayeredStore(UwsgiCacheStore(api, NoPush(), "hotconf", "app+default", 600),
                           LocalCache(tmp_path, "app", "default"), watch_file=False)
     assert reader.latest(first).version == 2
+
+
+def test_a_cache_file_past_the_size_limit_is_ignored_not_read_whole(tmp_path, monkeypatch):
+    import hotconf.cache as cache_module
+
+    cache = LocalCache(tmp_path, "app", "default")
+    s = snapshot(1)
+    cache.save(s)
+    assert cache.load().release_keys == s.release_keys
+    largest = max(len(data) for data in [s.index_json(), *s.parts().values()])
+    monkeypatch.setattr(cache_module, "MAX_CACHE_BYTES", largest - 1)
+    assert cache.load() is None  # the largest file is one byte over
+    monkeypatch.setattr(cache_module, "MAX_CACHE_BYTES", largest)
+    assert cache.load().release_keys == s.release_keys  # at the limit: read
+    cache.path.write_bytes(b"")
+    assert cache.load() is None  # empty: not a snapshot, and no error
