@@ -294,7 +294,6 @@ class Poller:
 
     def _publish_locked(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
-        self.report.published(snapshot, dict(self._state.ids()))
         try:
             if not self.store.publish(snapshot):
                 self._overtake(snapshot)
@@ -306,6 +305,8 @@ class Poller:
             self._store_error = str(exc)
         else:
             self._store_error = None
+        finally:  # after the store: the release reaches the workers before this file is written
+            self.report.published(self._snapshot or snapshot, dict(self._state.ids()))
 
     def restore_if_missing(self) -> None:
         """The host's copy is gone (the cache dir deleted, the uWSGI cache wiped): publish

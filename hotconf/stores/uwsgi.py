@@ -124,8 +124,8 @@ class UwsgiCacheStore(Store):
             self._written_version = version
         finally:
             api.unlock()
+        self.push.notify()  # the workers first: this process's own listeners can wait
         self._notify_local(snapshot)
-        self.push.notify()
         return True
 
     def _read_part(self, namespace: str, digest: str) -> Optional[bytes]:
