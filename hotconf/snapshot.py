@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Union
 
 from .changes import ChangeEvent, diff_values
+from .deltas import apply_delta, delta_between
 from .errors import MissingPartError, ProtocolError
 from .formats import Format, format_of, parse_content, resolve_path
 
@@ -176,13 +177,14 @@ class NamespaceSnapshot(Mapping[str, str]):
 class Snapshot:
     """All namespaces of one app and cluster at one moment; ``version`` only moves forward."""
 
-    __slots__ = ("app_id", "cluster", "namespaces", "version", "created_at", "source")
+    __slots__ = ("app_id", "cluster", "namespaces", "version", "created_at", "source", "_deltas")
     app_id: str
     cluster: str
     namespaces: Mapping[str, NamespaceSnapshot]
     version: int
     created_at: float
     source: Source
+    _deltas: Dict[str, Dict[str, Any]]
 
     def __init__(
         self,
@@ -192,7 +194,10 @@ class Snapshot:
         version: int = 0,
         created_at: Optional[float] = None,
         source: Source = "remote",
+        deltas: Optional[Mapping[str, Dict[str, Any]]] = None,
     ):
+        """``deltas``: for namespaces this snapshot changed, what turns the part a reader holds
+        into the new one (see ``deltas.py``); travels inline in the index."""
         set_ = object.__setattr__
         set_(self, "app_id", app_id)
         set_(self, "cluster", cluster)
@@ -200,6 +205,7 @@ class Snapshot:
         set_(self, "version", version)
         set_(self, "created_at", time.time() if created_at is None else created_at)
         set_(self, "source", source)
+        set_(self, "_deltas", dict(deltas or {}))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Snapshot is immutable")
@@ -208,9 +214,17 @@ class Snapshot:
                 version: Optional[int] = None) -> Snapshot:
         merged = dict(self.namespaces)
         merged.update(updates)
+        deltas = {}
+        for name, ns in updates.items():
+            before = self.namespaces.get(name)
+            if before is not None and before is not ns and before.found and ns.found:
+                delta = delta_between(before.configurations, ns.configurations, before.digest)
+                if delta is not None:
+                    deltas[name] = delta
         return Snapshot(
             self.app_id, self.cluster, merged,
             version=self.version + 1 if version is None else version, source=source,
+            deltas=deltas,
         )
 
     @property
@@ -290,19 +304,24 @@ class Snapshot:
         return cls(app_id, cluster, namespaces, version, float(created_at), source)
 
     # -- the split codec: an index and one part per namespace ---------------------------------
-    def index_json(self) -> bytes:
-        """The index: everything but the configurations, which are named by their digest."""
+    def index_json(self, deltas: bool = True) -> bytes:
+        """The index: everything but the configurations, which are named by their digest, and
+        (unless not ``deltas``) the deltas of the namespaces this snapshot changed."""
+        entries: Dict[str, Dict[str, Any]] = {
+            name: {"release_key": ns.release_key, "notification_id": ns.notification_id,
+                   "found": ns.found, "digest": ns.digest}
+            for name, ns in self.namespaces.items()
+        }
+        if deltas:
+            for name, delta in self._deltas.items():
+                entries[name]["delta"] = delta
         document = {
             "format": INDEX_FORMAT,
             "app_id": self.app_id,
             "cluster": self.cluster,
             "version": self.version,
             "created_at": self.created_at,
-            "namespaces": {
-                name: {"release_key": ns.release_key, "notification_id": ns.notification_id,
-                       "found": ns.found, "digest": ns.digest}
-                for name, ns in self.namespaces.items()
-            },
+            "namespaces": entries,
         }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -340,6 +359,18 @@ class Snapshot:
                     and before.digest == digest):
                 namespaces[name] = before.with_notification_id(nid)
                 continue
+            if before is not None and found and before.found:
+                delta = item.get("delta")
+                if isinstance(delta, dict) and delta.get("from") == before.digest:
+                    confs = apply_delta(before.configurations, delta)
+                    if confs is not None:  # else: a malformed delta, the part is read instead
+                        try:
+                            ns = NamespaceSnapshot(name, confs, key, nid, found)
+                        except Exception:  # noqa: BLE001 - as below
+                            continue
+                        object.__setattr__(ns, "_digest", digest)  # the content the delta names
+                        namespaces[name] = ns
+                        continue
             part = read_part(name, digest)
             if part is None or part_digest(part) != digest:
                 raise MissingPartError(f"the part of namespace {name!r} is gone or was replaced")

@@ -93,8 +93,10 @@ class UwsgiCacheStore(Store):
             raise
 
     def _publish(self, snapshot: Snapshot) -> bool:
-        index = snapshot.index_json()
         parts = {name: ns for name, ns in snapshot.namespaces.items()}
+        index = snapshot.index_json()
+        if len(index) > self.blocksize and not self.bitmap:
+            index = snapshot.index_json(deltas=False)  # the deltas only save readers work
         largest = max([len(index)] + [len(ns.part()) for ns in parts.values()])
         items = len(parts) + 2
         if largest > self.blocksize and not self.bitmap:

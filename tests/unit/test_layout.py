@@ -24,6 +24,7 @@ FLOORS: Dict[str, int] = {
     "hotconf.errors": GROUND,
     "hotconf.masking": GROUND,
     "hotconf.changes": GROUND,
+    "hotconf.deltas": GROUND,
     "hotconf.formats": GROUND,
     "hotconf.snapshot": GROUND,
     "hotconf.options": GROUND,

@@ -354,3 +354,44 @@ def test_a_cache_file_past_the_size_limit_is_ignored_not_read_whole(tmp_path, mo
     assert cache.load().release_keys == s.release_keys  # at the limit: read
     cache.path.write_bytes(b"")
     assert cache.load() is None  # empty: not a snapshot, and no error
+
+
+def test_a_one_key_release_of_a_big_namespace_reads_no_part_in_either_store(tmp_path):
+    big = {f"key.{j:03d}": "y" * 96 for j in range(500)}
+    s1 = Snapshot("app", "default", {n: NamespaceSnapshot(n, big | {"k": "v1"}, "r1")
+                                     for n in NAMES}, 1)
+    s2 = s1.replace({"ns2": NamespaceSnapshot("ns2", big | {"k": "v2"}, "r2")}, version=2)
+
+    writer, reader = LocalCache(tmp_path, "app", "default"), CountingCache(tmp_path, "app", "default")
+    writer.save(s1)
+    held = reader.load()
+    writer.save(s2)
+    reader.parts_read.clear()
+    newer = reader.load(held)
+    assert reader.parts_read == [] and newer.namespaces["ns2"]["k"] == "v2"
+    assert CountingCache(tmp_path, "app", "default").load().namespaces["ns2"]["k"] == "v2"
+
+    api = FakeUwsgi()
+    poller, store_reader = uwsgi_store(api), uwsgi_store(api)
+    poller.publish(s1)
+    held = store_reader.latest()
+    poller.publish(s2)
+    api.gets.clear()
+    newer = store_reader.latest(held)
+    assert [k for k in api.gets if ":part:" in k] == [] and newer.namespaces["ns2"]["k"] == "v2"
+
+
+def test_an_index_too_large_for_the_uwsgi_cache_with_its_deltas_goes_without_them():
+    small = {f"k{j}": f"v{j}" for j in range(8)}
+    s1 = Snapshot("app", "default", {f"n{i:02d}": NamespaceSnapshot(f"n{i:02d}", small, "r1")
+                                     for i in range(30)}, 1)
+    s2 = s1.replace({"n00": NamespaceSnapshot("n00", small | {"k0": "new"}, "r2")}, version=2)
+    without = len(s2.index_json(deltas=False))
+    assert len(s2.index_json()) > without >= max(len(p) for p in s2.parts().values())
+    api = FakeUwsgi(blocksize=without)  # room for the index without its deltas, not with
+    poller, reader = (UwsgiCacheStore(api, NoPush(), "hotconf", "app+default", api.blocksize)
+                      for _ in range(2))
+    assert poller.publish(s1)
+    held = reader.latest()
+    assert poller.publish(s2)  # not refused as too large
+    assert reader.latest(held).namespaces["n00"]["k0"] == "new"
