@@ -140,8 +140,7 @@ class LocalCache:
     def lost_parts_of(self, snapshot: Snapshot) -> bool:
         """The index on disk is ``snapshot``'s, but some of its parts are gone."""
         version, digests = self._index_summary()
-        return (version == snapshot.version
-                and digests == {ns.digest for ns in snapshot.namespaces.values()}
+        return (version == snapshot.version and digests == set(snapshot.parts())
                 and not self.holds(snapshot))
 
     def holds(self, snapshot: Snapshot) -> bool:
@@ -149,8 +148,8 @@ class LocalCache:
         poller checks to put back a deleted cache dir, or parts a tmp cleaner took."""
         if self.token() is None:
             return False
-        return all(_part_ok(self.parts_dir / (ns.digest + PART_SUFFIX), ns.part())
-                   for ns in snapshot.namespaces.values())
+        return all(_part_ok(self.parts_dir / (digest + PART_SUFFIX), data)
+                   for digest, data in snapshot.parts().items())
 
     def token(self) -> Optional[Tuple[int, int, int]]:
         """Changes whenever the file is replaced or rewritten: a stat, no read."""

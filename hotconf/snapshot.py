@@ -69,7 +69,10 @@ class NamespaceSnapshot(Mapping[str, str]):
         release_key: Optional[str],
         notification_id: int = -1,
         found: bool = True,
+        part: Optional[bytes] = None,
     ):
+        """``part``: ``configurations`` as a JSON object, as the config service sent it (the
+        poller keeps it as the namespace's part rather than encode it again)."""
         fmt = format_of(name)
         content, parsed, values = parse_content(fmt, configurations)  # may raise FormatError
         set_ = object.__setattr__
@@ -82,7 +85,7 @@ class NamespaceSnapshot(Mapping[str, str]):
         set_(self, "content", content)
         set_(self, "parsed", parsed)
         set_(self, "_values", values)
-        set_(self, "_part", None)
+        set_(self, "_part", part)
         set_(self, "_digest", None)
 
     @classmethod
@@ -140,7 +143,10 @@ class NamespaceSnapshot(Mapping[str, str]):
 
     # -- as a part of a split snapshot ----------------------------------------------------------
     def part(self) -> bytes:
-        """The configurations as stored in a part; encoded once per namespace object."""
+        """The configurations as stored in a part: a JSON object, as the config service sent
+        it or encoded here (once per namespace object). Once encoded here, ``digest`` names
+        these bytes, whatever part it was decoded from (which may have been formatted
+        differently): a store writes ``parts()`` before the index."""
         part = self._part
         if part is None:
             part = json.dumps(dict(self.configurations), ensure_ascii=False,
@@ -151,12 +157,11 @@ class NamespaceSnapshot(Mapping[str, str]):
 
     @property
     def digest(self) -> str:
-        """Names the configurations: equal digests, equal content."""
+        """Names the part: equal digests, equal content."""
         digest = self._digest
         if digest is None:
-            self.part()
-            digest = self._digest
-        assert digest is not None
+            digest = part_digest(self.part())
+            object.__setattr__(self, "_digest", digest)
         return digest
 
     def to_dict(self) -> Dict[str, Any]:
@@ -307,6 +312,7 @@ class Snapshot:
     def index_json(self, deltas: bool = True) -> bytes:
         """The index: everything but the configurations, which are named by their digest, and
         (unless not ``deltas``) the deltas of the namespaces this snapshot changed."""
+        self.parts()  # the digests name the parts as they are written (see ``part``)
         entries: Dict[str, Dict[str, Any]] = {
             name: {"release_key": ns.release_key, "notification_id": ns.notification_id,
                    "found": ns.found, "digest": ns.digest}
@@ -327,7 +333,11 @@ class Snapshot:
 
     def parts(self) -> Dict[str, bytes]:
         """Each namespace's part by its digest (encoded once per namespace, then reused)."""
-        return {ns.digest: ns.part() for ns in self.namespaces.values()}
+        parts = {}
+        for ns in self.namespaces.values():
+            part = ns.part()  # first: it may rename a decoded namespace (see ``part``)
+            parts[ns.digest] = part
+        return parts
 
     @classmethod
     def decode(cls, data: Union[bytes, str], read_part: Callable[[str, str], Optional[bytes]],
@@ -375,7 +385,7 @@ class Snapshot:
             if part is None or part_digest(part) != digest:
                 raise MissingPartError(f"the part of namespace {name!r} is gone or was replaced")
             try:
-                confs = json.loads(part.decode("utf-8"))
+                confs = json.loads(part)
             except (ValueError, RecursionError) as exc:
                 raise ProtocolError(f"the part of namespace {name!r} is not json ({exc})") from None
             if not isinstance(confs, dict) or not all(isinstance(v, str) for v in confs.values()):

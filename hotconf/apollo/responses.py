@@ -7,8 +7,9 @@ Every function takes the raw body and either returns a well-formed value or rais
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, cast
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
 from ..errors import ProtocolError
 
@@ -22,6 +23,9 @@ class ApolloConfig:
     namespace_name: str
     configurations: Dict[str, str]
     release_key: str
+    #: ``configurations`` as the JSON object the server sent (a full sync), for the poller to
+    #: store as it is rather than encode it again.
+    configurations_json: Optional[bytes] = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,48 @@ def _load_json(body: bytes, what: str) -> Any:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"{what}: body is not valid JSON ({exc.__class__.__name__})") from None
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_space(text: str, at: int) -> int:
+    match = _SPACE.match(text, at)
+    return match.end() if match else at
+
+
+def _object_with_spans(text: str) -> Tuple[Dict[str, Any], Dict[str, Tuple[int, int]]]:
+    """``json.loads`` of a JSON object, and where each member's value is in ``text``, for one
+    parse. ValueError if it is not a JSON object."""
+    at = _skip_space(text, 0)
+    if text[at:at + 1] != "{":
+        raise ValueError("not a JSON object")
+    members: Dict[str, Any] = {}
+    spans: Dict[str, Tuple[int, int]] = {}
+    at = _skip_space(text, at + 1)
+    if text[at:at + 1] == "}":
+        at += 1
+    else:
+        while True:
+            key, at = _DECODER.raw_decode(text, at)
+            at = _skip_space(text, at)
+            if not isinstance(key, str) or text[at:at + 1] != ":":
+                raise ValueError("an object member has no string key")
+            start = _skip_space(text, at + 1)
+            members[key], at = _DECODER.raw_decode(text, start)
+            spans[key] = (start, at)
+            at = _skip_space(text, at)
+            if text[at:at + 1] == ",":
+                at = _skip_space(text, at + 1)
+            elif text[at:at + 1] == "}":
+                at += 1
+                break
+            else:
+                raise ValueError("expected ',' or '}' after an object member")
+    if _skip_space(text, at) != len(text):
+        raise ValueError("extra data after the JSON object")
+    return members, spans
 
 
 def _is_int(value: Any) -> bool:
@@ -98,9 +144,13 @@ def parse_config(body: bytes, previous: Optional[Mapping[str, str]] = None) -> A
     ``previous`` is the client's current configurations, used when the server answers with an
     incremental sync.
     """
-    data = _load_json(body, "/configs")
-    if not isinstance(data, dict):
-        raise ProtocolError("/configs: expected a JSON object")
+    try:
+        text = body.decode("utf-8") if len(body) <= MAX_BODY_BYTES else ""
+        data, spans = _object_with_spans(text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        data, spans = _load_json(body, "/configs"), {}  # which says what is wrong with it
+        if not isinstance(data, dict):
+            raise ProtocolError("/configs: expected a JSON object") from None
     for name in ("appId", "cluster", "namespaceName", "releaseKey"):
         if not isinstance(data.get(name), str):
             raise ProtocolError(f"/configs: field {name!r} is missing or not a string")
@@ -109,10 +159,13 @@ def parse_config(body: bytes, previous: Optional[Mapping[str, str]] = None) -> A
         if "configurations" not in data:  # a truncated object or an error page in JSON
             raise ProtocolError("/configs: the answer has no 'configurations'")
         configurations = _string_map(data["configurations"], "/configs")
+        start, end = spans.get("configurations", (0, 0))
+        as_sent = text[start:end].encode("utf-8") if end else None
     elif sync_type == "IncrementalSync":
         if previous is None:
             raise ProtocolError("/configs: incremental sync without a previous release")
         configurations = apply_incremental(previous, data.get("configurationChanges"))
+        as_sent = None
     else:
         raise ProtocolError(f"/configs: unknown configSyncType {sync_type!r}")
     return ApolloConfig(
@@ -121,6 +174,7 @@ def parse_config(body: bytes, previous: Optional[Mapping[str, str]] = None) -> A
         namespace_name=data["namespaceName"],
         configurations=configurations,
         release_key=data["releaseKey"],
+        configurations_json=as_sent,
     )
 
 

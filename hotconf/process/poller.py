@@ -167,7 +167,7 @@ class Poller:
             return None
         try:
             return NamespaceSnapshot(name, config.configurations, config.release_key,
-                                     self._state.id_of(name))
+                                     self._state.id_of(name), part=config.configurations_json)
         except FormatError as exc:
             log.error("hotconf: release %s of namespace %r is not usable (%s); keeping release "
                       "%s. Fix the content in Apollo and publish again", config.release_key, name,

@@ -92,3 +92,52 @@ def test_any_json_parses_or_raises_protocol_error(doc):
             parse(body)
         except ProtocolError:
             pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3), max_leaves=12)
+layouts = st.sampled_from([{}, {"indent": 2}, {"separators": (",", ":")},
+                           {"ensure_ascii": False}, {"indent": "\t", "ensure_ascii": False}])
+
+
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=5), layouts,
+       st.sampled_from(["", " ", "\n\t "]))
+def test_an_object_is_read_as_json_reads_it_with_where_each_member_is(doc, layout, pad):
+    text = pad + json.dumps(doc, **layout) + pad
+    members, spans = responses._object_with_spans(text)
+    assert members == json.loads(text)
+    for key, (start, end) in spans.items():
+        assert json.loads(text[start:end]) == members[key]
+
+
+@given(st.text(max_size=40) | json_values.map(json.dumps))
+def test_anything_else_is_refused_as_json_refuses_it(text):
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        expected = None
+    try:
+        got = responses._object_with_spans(text)[0]
+    except ValueError:
+        got = None
+    assert got == (expected if isinstance(expected, dict) else None)
+
+
+@pytest.mark.parametrize("layout", [{}, {"indent": 1}, {"ensure_ascii": False}])
+def test_the_configurations_are_kept_as_the_server_sent_them(layout):
+    configurations = {"k": "v", "caf\u00e9": "\u00e9t\u00e9 \"quoted\"", "configurations": "x"}
+    body = json.dumps({"appId": "a", "cluster": "default", "namespaceName": "application",
+                       "configurations": configurations, "releaseKey": "r1"}, **layout).encode()
+    cfg = responses.parse_config(body)
+    assert cfg.configurations == configurations
+    assert json.loads(cfg.configurations_json) == configurations
+    assert cfg.configurations_json in body  # a slice of the answer: nothing encoded again
+
+
+def test_an_incremental_answer_has_no_configurations_as_sent():
+    body = json.dumps({"appId": "a", "cluster": "default", "namespaceName": "application",
+                       "releaseKey": "r2", "configSyncType": "IncrementalSync",
+                       "configurationChanges": []}).encode()
+    assert responses.parse_config(body, previous={"a": "1"}).configurations_json is None
