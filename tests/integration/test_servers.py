@@ -203,6 +203,36 @@ def test_uwsgi_snapshot_larger_than_blocksize_names_the_setting(apollo, app_env,
         release_reaches_every_worker(apollo, app_env, server.url, 4, "still-works")
 
 
+@pytest.mark.parametrize("mule", [True, False], ids=["mule", "no-mule"])
+def test_uwsgi_a_one_key_release_of_a_big_namespace_makes_no_worker_read_it(apollo, app_env,
+                                                                            tmp_path, mule):
+    """Workers apply a small release's delta to what they hold; a release that rewrites the
+    namespace costs each of them one read of its part."""
+    big = {f"key.{i:03d}": "x" * 96 for i in range(500)}
+    app = app_env["APP_ID"]
+    apollo.state.publish(app, "default", "application", {**big, "greeting": "hello"})
+    env = {**app_env, "COUNT_PART_READS": "1"}
+    extra: tuple = ()
+    if mule:
+        env["HOTCONF_POLLER"] = "mule"
+        extra = ("--cache2", CACHE2, "--mule=hotconf_mule.py")
+    with uwsgi(free_port(), tmp_path, env, *extra) as server:
+        before = every_worker(server.url, 4, want=lambda a: a["greeting"] == "hello")
+        readers = {pid for pid, a in before.items() if a["role"] == "reader"}
+        assert len(readers) >= 3
+        for value in ("one", "two"):
+            apollo.state.publish(app, "default", "application", {**big, "greeting": value})
+            after = every_worker(server.url, 4, want=lambda a, v=value: a["greeting"] == v)
+        for pid in readers & set(after):
+            assert after[pid]["part_reads"] == before[pid]["part_reads"], (pid, after[pid])
+        apollo.state.publish(app, "default", "application",
+                             {k: "y" for k in big} | {"greeting": "rewritten"})
+        rewritten = every_worker(server.url, 4, want=lambda a: a["greeting"] == "rewritten")
+        for pid in readers & set(rewritten):
+            reads = rewritten[pid]["part_reads"].get("application", 0)
+            assert reads == before[pid]["part_reads"].get("application", 0) + 1, rewritten[pid]
+
+
 def test_gunicorn_preload_with_post_fork_hook(apollo, app_env, tmp_path):
     with gunicorn(free_port(), tmp_path, app_env, "--preload", "-c",
                   str(SERVERS_DIR / "gunicorn_conf.py")) as server:

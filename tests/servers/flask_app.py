@@ -29,6 +29,21 @@ class Connection:
 
 connection = Connection(cfg.get("db.url")) if GREETING_AT_IMPORT is not None else None
 
+PART_READS: dict = {}  # namespace -> parts this process read from the shared store
+if os.environ.get("COUNT_PART_READS") == "1":
+    from hotconf.snapshot import Snapshot
+
+    _decode = Snapshot.decode.__func__  # type: ignore[attr-defined]
+
+    def _counting_decode(cls, data, read_part, *args, **kwargs):
+        def counted(name, digest):
+            PART_READS[name] = PART_READS.get(name, 0) + 1
+            return read_part(name, digest)
+
+        return _decode(cls, data, counted, *args, **kwargs)
+
+    Snapshot.decode = classmethod(_counting_decode)
+
 app = Flask(__name__)
 HotConf(app, cfg, metrics_path="/metrics")
 changes = []
@@ -43,7 +58,7 @@ def index():
         connection = Connection(cfg.get("db.url"))
     return jsonify(pid=os.getpid(), greeting=cfg.get("greeting"), role=cfg.role,
                    events=len(changes), at_import=GREETING_AT_IMPORT, signal=uwsgi_signal(),
-                   db=connection.url, conn=connection.id)
+                   db=connection.url, conn=connection.id, part_reads=PART_READS)
 
 
 def uwsgi_signal():
