@@ -3,11 +3,13 @@
 One small index file per app and cluster (``{key}.json``: versions, release keys, a digest per
 namespace) and one part per namespace in ``{key}.parts/``, named by its digest and never
 modified. A release writes the parts it changed, then replaces the index, so a reader sees the
-old index or the new one, never a mix, and decodes only the namespaces that changed. Parts no
-index names any more are removed (the previous index's are kept for readers still on it). Every
-file is written as a temporary file in the same directory, fsynced and renamed; files are 0600
-in 0700 directories; a symlink at a path is replaced, not followed. A one-document cache file
-written by hotconf 0.1 is still read.
+old index or the new one, never a mix, and decodes only the namespaces that changed (a small
+release's changes travel in the index: see ``deltas.py``). Parts no index names any more are
+removed (the previous index's are kept for readers still on it). Every file is written as a
+temporary file in the same directory, fsynced and renamed; files are 0600 in 0700
+directories; a symlink at a path is replaced, not followed. The caches earlier hotconf versions
+kept for the same config (under another key: see ``options.CACHE_GENERATION``) are read while
+this one has nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import logging
 import os
 import stat
 import tempfile
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Optional, Set, Tuple
+from typing import Iterable, Optional, Sequence, Set, Tuple
 
 from .errors import MissingPartError, ProtocolError
 from .options import Settings
@@ -36,15 +39,15 @@ class LocalCache:
     """``{cache_dir}/{app}+{cluster}+{digest}.json`` (see ``Settings.instance_key``)."""
 
     def __init__(self, cache_dir: Path, app_id: str, cluster: str, key: Optional[str] = None,
-                 legacy_key: Optional[str] = None):
-        """``legacy_key`` names the one-document cache hotconf 0.1 kept for the same config:
-        read (never written) while this cache has nothing, so a warm cache survives the
-        upgrade."""
+                 earlier_keys: Sequence[str] = ()):
+        """``earlier_keys`` name the caches earlier hotconf versions kept for the same config
+        (an index and parts, or 0.1's one document): read, never written, while this cache has
+        nothing, so a warm cache survives the upgrade."""
         self.dir = Path(cache_dir)
         self.app_id, self.cluster = app_id, cluster
         self.path = self.dir / f"{key or f'{app_id}+{cluster}'}.json"
         self.parts_dir = self.path.with_suffix(".parts")
-        self.legacy_path = self.dir / f"{legacy_key}.json" if legacy_key else None
+        self.earlier_paths = [self.dir / f"{k}.json" for k in earlier_keys]
         self._last_write_error: Optional[str] = None
         self._last_read_problem: Optional[str] = None
         self._verified = False  # the parts on disk were compared with ours once (first save)
@@ -52,19 +55,22 @@ class LocalCache:
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalCache:
         return cls(settings.cache_dir, settings.app_id, settings.cluster, settings.instance_key,
-                   settings.legacy_instance_key)
+                   settings.earlier_instance_keys)
 
     def load(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         """The cached snapshot, or None (missing, unreadable, corrupt, or another app's).
         Only the parts of namespaces that differ from ``previous`` are read and parsed."""
         for _ in range(_READ_ATTEMPTS):
-            raw = self._read(self.path, "local cache")
-            if raw is None and self.legacy_path is not None:
-                raw = self._read(self.legacy_path, "local cache of hotconf 0.1")
+            raw, read_part = self._read(self.path, "local cache"), self._read_part
+            for earlier in self.earlier_paths:
+                if raw is not None:
+                    break
+                raw = self._read(earlier, "local cache of an earlier hotconf")
+                read_part = partial(self._read_part_in, earlier.with_suffix(".parts"))
             if raw is None:
                 return None
             try:
-                snapshot = Snapshot.decode(raw, self._read_part, source="cache", previous=previous)
+                snapshot = Snapshot.decode(raw, read_part, source="cache", previous=previous)
             except MissingPartError as exc:
                 missing = str(exc)
                 continue  # replaced by a newer release while we read: read the new index
@@ -107,12 +113,18 @@ class LocalCache:
             return None
         finally:
             os.close(fd)
+        if raw is None:
+            self._problem(f"the {what} {path} is larger than {MAX_CACHE_BYTES} bytes; "
+                          f"ignoring it")
         return raw
 
     def _read_part(self, namespace: str, digest: str) -> Optional[bytes]:
+        return self._read_part_in(self.parts_dir, namespace, digest)
+
+    def _read_part_in(self, parts_dir: Path, namespace: str, digest: str) -> Optional[bytes]:
         if not digest.isalnum():  # a digest is hex: never a path
             return None
-        return self._read(self.parts_dir / (digest + PART_SUFFIX), "cached namespace")
+        return self._read(parts_dir / (digest + PART_SUFFIX), "cached namespace")
 
     def version(self) -> Optional[int]:
         """The version of the cached snapshot from its index alone (no part is read)."""

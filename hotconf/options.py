@@ -71,8 +71,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "hotconf"
 
 
-#: The layout of the local cache and the shared store (2: an index and one part per namespace).
-CACHE_GENERATION = "2"
+#: The layout of the local cache and the shared store. 2: an index and one part per namespace;
+#: 3: parts as the config service sent them, and small releases' changes in the index (a
+#: process of generation 2 that took over polling would name such parts wrongly: the
+#: generations keep apart, each with its own poller, during an upgrade or a rollback).
+CACHE_GENERATION = "3"
+#: The generations before, newest first ("": hotconf 0.1's one-document cache): their caches
+#: of the same config are read while this generation's has nothing.
+EARLIER_GENERATIONS = ("2", "")
 
 
 @dataclass(frozen=True)
@@ -107,9 +113,10 @@ class Settings:
         return self._key(CACHE_GENERATION)
 
     @property
-    def legacy_instance_key(self) -> str:
-        """The key hotconf 0.1 used (its one-document cache is read while ours is empty)."""
-        return self._key("")
+    def earlier_instance_keys(self) -> Tuple[str, ...]:
+        """The keys earlier hotconf versions used, newest first (their caches are read while
+        ours is empty)."""
+        return tuple(self._key(generation) for generation in EARLIER_GENERATIONS)
 
     def _key(self, generation: str) -> str:
         # The cache's layout generation is part of the identity: during a rolling upgrade,

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Union
 
 from .changes import ChangeEvent, diff_values
-from .deltas import apply_delta, delta_between
+from .deltas import MAX_INDEX_DELTAS, apply_delta, delta_between, delta_size
 from .errors import MissingPartError, ProtocolError
 from .formats import Format, format_of, parse_content, resolve_path
 
@@ -149,10 +149,15 @@ class NamespaceSnapshot(Mapping[str, str]):
         differently): a store writes ``parts()`` before the index."""
         part = self._part
         if part is None:
-            part = json.dumps(dict(self.configurations), ensure_ascii=False,
-                              separators=(",", ":")).encode("utf-8")
-            object.__setattr__(self, "_part", part)
+            try:
+                part = json.dumps(dict(self.configurations), ensure_ascii=False,
+                                  separators=(",", ":")).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\\ud83d" in the answer)
+                part = json.dumps(dict(self.configurations), separators=(",", ":")).encode()
+            # The digest first: a thread that sees the part then sees the digest that names it
+            # (``with_notification_id`` copies ``_part`` before ``_digest``).
             object.__setattr__(self, "_digest", part_digest(part))
+            object.__setattr__(self, "_part", part)
         return part
 
     @property
@@ -223,7 +228,8 @@ class Snapshot:
         for name, ns in updates.items():
             before = self.namespaces.get(name)
             if before is not None and before is not ns and before.found and ns.found:
-                delta = delta_between(before.configurations, ns.configurations, before.digest)
+                delta = delta_between(before.configurations, ns.configurations, before.digest,
+                                      len(ns.part()))
                 if delta is not None:
                     deltas[name] = delta
         return Snapshot(
@@ -318,9 +324,12 @@ class Snapshot:
                    "found": ns.found, "digest": ns.digest}
             for name, ns in self.namespaces.items()
         }
-        if deltas:
-            for name, delta in self._deltas.items():
-                entries[name]["delta"] = delta
+        room = MAX_INDEX_DELTAS if deltas else 0
+        for name, delta in self._deltas.items():
+            room -= delta_size(delta)
+            if room < 0:
+                break
+            entries[name]["delta"] = delta
         document = {
             "format": INDEX_FORMAT,
             "app_id": self.app_id,

@@ -13,26 +13,41 @@ keys = st.text(min_size=1, max_size=8)
 values = st.dictionaries(keys, st.text(max_size=30), max_size=40)
 
 
+def part_size(values):
+    return len(json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode())
+
+
 @given(values, values)
-def test_a_delta_applied_to_its_base_gives_the_new_configurations(before, after):
-    delta = delta_between(before, after, "d0")
+def test_a_delta_applied_to_its_base_gives_the_new_configurations_in_their_order(before, after):
+    delta = delta_between(before, after, "d0", part_size(after))
     if delta is None:
-        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
-                   or (k in before) != (k in after)}
-        assert not changed or len(changed) > max(1, int(len(after) * MAX_SHARE))
         return
     assert delta["from"] == "d0"
-    assert apply_delta(before, json.loads(json.dumps(delta))) == after  # as it travels
+    applied = apply_delta(before, json.loads(json.dumps(delta)))  # as it travels
+    assert list(applied.items()) == list(after.items())
+    assert len(delta["set"]) + len(delta["unset"]) <= len(after) * MAX_SHARE
 
 
-@given(values, keys, st.text(max_size=30))
-def test_a_one_key_change_is_a_one_key_delta(before, key, value):
-    after = {**before, key: value}
-    delta = delta_between(before, after, "d0")
-    if before.get(key) == value:
-        assert delta is None  # nothing changed
-    else:
-        assert delta == {"from": "d0", "set": {key: value}, "unset": []}
+@given(st.lists(keys, min_size=4, max_size=40, unique=True), st.data())
+def test_a_one_key_change_of_a_namespace_is_a_one_key_delta(names, data):
+    before = {k: "v" * 20 for k in names}
+    key = data.draw(st.sampled_from(names))
+    after = {**before, key: "changed"}
+    assert delta_between(before, after, "d0", part_size(after)) == \
+        {"from": "d0", "set": {key: "changed"}, "unset": []}
+    assert delta_between(before, dict(before), "d0", part_size(before)) is None  # no change
+
+
+def test_no_delta_where_it_would_not_pay_or_would_reorder():
+    one = {"content": "a: 1\n" * 100}  # a yaml namespace: one key, its whole content
+    assert delta_between(one, {"content": "a: 2\n" * 100}, "d0", 500) is None
+    big = {f"k{i}": "v" for i in range(8)}
+    assert delta_between(big, {**big, "k0": "x" * 400}, "d0", 450) is None  # most of the bytes
+    inserted = {"new": "v", **big}  # a key added in front: applying would append it
+    assert delta_between(big, inserted, "d0", 1000) is None
+    assert delta_between(big, {**big, "new": "v"}, "d0", 1000)["set"] == {"new": "v"}
+    gone = {k: v for k, v in big.items() if k != "k3"}
+    assert delta_between(big, gone, "d0", 1000) == {"from": "d0", "set": {}, "unset": ["k3"]}
 
 
 def test_a_malformed_delta_is_refused_not_applied():
@@ -92,3 +107,20 @@ def test_no_delta_when_a_release_changes_much_of_a_namespace_or_the_store_has_no
     assert b'"delta"' not in rewritten.index_json()
     _, new = snapshots()
     assert b'"delta"' in new.index_json() and b'"delta"' not in new.index_json(deltas=False)
+
+
+def test_an_index_carries_deltas_up_to_its_bound(monkeypatch):
+    import hotconf.snapshot as snapshot_module
+
+    names = [f"ns{i}" for i in range(10)]
+    old = Snapshot("app", "default", {n: NamespaceSnapshot(n, BIG | {"k": "v0"}, "r0")
+                                      for n in names}, 1)
+    new = old.replace({n: NamespaceSnapshot(n, BIG | {"k": "v1"}, "r1") for n in names})
+    assert json.loads(new.index_json())["namespaces"]["ns9"]["delta"]["set"] == {"k": "v1"}
+    monkeypatch.setattr(snapshot_module, "MAX_INDEX_DELTAS", 400)
+    carried = [n for n, e in json.loads(new.index_json())["namespaces"].items() if "delta" in e]
+    assert 0 < len(carried) < 10
+    held, _ = decoding(old, None)
+    got, read = decoding(new, held)  # the others are read whole
+    assert sorted(read) == sorted(set(names) - set(carried))
+    assert all(got.namespaces[n]["k"] == "v1" for n in names)

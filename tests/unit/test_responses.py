@@ -141,3 +141,13 @@ def test_an_incremental_answer_has_no_configurations_as_sent():
                        "releaseKey": "r2", "configSyncType": "IncrementalSync",
                        "configurationChanges": []}).encode()
     assert responses.parse_config(body, previous={"a": "1"}).configurations_json is None
+
+
+def test_an_answer_of_many_members_is_read_by_json_loads_with_nothing_kept_as_sent():
+    answer = {"appId": "a", "cluster": "default", "namespaceName": "application",
+              "configurations": {"k": "v"}, "releaseKey": "r1"}
+    body = json.dumps({**answer, **{f"extra{i}": i for i in range(100)}}).encode()
+    cfg = responses.parse_config(body)
+    assert cfg.configurations == {"k": "v"} and cfg.configurations_json is None
+    with pytest.raises(ValueError):
+        responses._object_with_spans('{"a": 1' + ', "a": 1' * 100 + "}")  # repeated keys count

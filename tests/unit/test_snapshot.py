@@ -115,3 +115,12 @@ def test_decoding_reuses_namespaces_whose_release_did_not_change():
     assert decoded.namespaces["db.yaml"] is a.namespaces["db.yaml"]  # not parsed again
     assert decoded.namespaces["app"] is not a.namespaces["app"]
     assert decoded.namespaces["app"]["k"] == "w"
+
+
+def test_a_value_with_a_lone_surrogate_is_stored_and_read_back():
+    """JSON may escape half a surrogate pair ("\\ud83d"): a part of it cannot be UTF-8 text."""
+    ns = NamespaceSnapshot("application", {"k": "\ud83d", "other": "caf\u00e9"}, "r1")
+    s = Snapshot("a", "default", {"application": ns}, 1)
+    parts = s.parts()
+    back = Snapshot.decode(s.index_json(), lambda name, digest: parts.get(digest))
+    assert dict(back.namespaces["application"]) == {"k": "\ud83d", "other": "caf\u00e9"}

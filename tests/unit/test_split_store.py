@@ -290,18 +290,25 @@ def test_a_link_planted_as_a_part_does_not_count_as_the_part(tmp_path):
     assert not part.is_symlink() and cache.load().version == 1
 
 
-def test_the_cache_of_hotconf_0_1_is_read_until_ours_exists(tmp_path):
+def test_the_caches_of_earlier_versions_are_read_until_ours_exists(tmp_path):
     from hotconf.options import Settings
 
     settings = Settings.resolve(app_id="app", config_service="http://x", cache_dir=tmp_path,
                                 environ={})
-    assert settings.legacy_instance_key != settings.instance_key  # two versions, two groups
-    cache = LocalCache.for_settings(settings)
+    generation_2, generation_0_1 = settings.earlier_instance_keys
+    assert len({settings.instance_key, generation_2, generation_0_1}) == 3  # apart, each polled
     old = snapshot(1)
-    (tmp_path / f"{settings.legacy_instance_key}.json").write_bytes(old.to_json())
+    (tmp_path / f"{generation_0_1}.json").write_bytes(old.to_json())  # one document
+    cache = LocalCache.for_settings(settings)
     assert cache.load().namespaces["ns0"]["k0"] == "ns0-0"
-    cache.save(snapshot(2, "ns0", old))
-    assert cache.load().version == 2
+
+    LocalCache(tmp_path, "app", "default", generation_2).save(snapshot(2, "ns1", old))
+    assert cache.load().namespaces["ns1"]["k"] == "v2"  # the newer generation first
+
+    newest = snapshot(3, "ns0", cache.load())
+    assert cache.save(newest)
+    assert cache.load().version == 3 and cache.load().namespaces["ns0"]["k"] == "v3"
+    assert (tmp_path / f"{generation_2}.json").exists()  # left for a rollback
 
 
 def test_a_refused_snapshot_is_not_put_back_on_every_wake():
@@ -340,7 +347,8 @@ def test_a_version_the_front_sends_readers_to_the_file_for_is_on_the_file(tmp_pa
     assert reader.latest(first).version == 2
 
 
-def test_a_cache_file_past_the_size_limit_is_ignored_not_read_whole(tmp_path, monkeypatch):
+def test_a_cache_file_past_the_size_limit_is_ignored_not_read_whole(tmp_path, monkeypatch,
+                                                                   caplog):
     import hotconf.cache as cache_module
 
     cache = LocalCache(tmp_path, "app", "default")
@@ -350,6 +358,7 @@ def test_a_cache_file_past_the_size_limit_is_ignored_not_read_whole(tmp_path, mo
     largest = max(len(data) for data in [s.index_json(), *s.parts().values()])
     monkeypatch.setattr(cache_module, "MAX_CACHE_BYTES", largest - 1)
     assert cache.load() is None  # the largest file is one byte over
+    assert "larger than" in caplog.text
     monkeypatch.setattr(cache_module, "MAX_CACHE_BYTES", largest)
     assert cache.load().release_keys == s.release_keys  # at the limit: read
     cache.path.write_bytes(b"")
