@@ -299,11 +299,12 @@ def _host_view(settings: Settings, stale_after: Optional[float]) -> HostStatus:
 
 
 def _other_keys(settings: Settings) -> List[str]:
-    """This app's other configurations in the cache dir (another namespace list, label, ip)."""
-    ours = f"{settings.instance_key}.procs"
+    """This app's other configurations in the cache dir (another namespace list, label, ip;
+    not this one's under an earlier hotconf version, which this version cannot show)."""
+    mine = {settings.instance_key, *settings.earlier_instance_keys}
     try:
-        return sorted(p.name[:-len(".procs")] for p in settings.cache_dir.glob(
-            f"{settings.app_id}+*.procs") if p.name != ours)
+        return sorted(key for key in (p.name[:-len(".procs")] for p in settings.cache_dir.glob(
+            f"{settings.app_id}+*.procs")) if key not in mine)
     except OSError:
         return []
 

@@ -174,3 +174,16 @@ def test_help_reads_well():
         assert command in out.stdout
     assert "exit 4" in run("get", "--help").stdout.lower()
     assert "APOLLO_ACCESS_KEY_SECRET" in run("dump", "--help").stdout
+
+
+def test_status_names_the_apps_other_configurations_not_its_earlier_generations(tmp_path):
+    from hotconf.cli import _other_keys
+    from hotconf.options import Settings
+
+    mine = Settings.resolve(app_id="app", config_service="http://x", cache_dir=tmp_path,
+                            environ={})
+    other = Settings.resolve(app_id="app", config_service="http://x", cache_dir=tmp_path,
+                             namespaces=["application", "db.yaml"], environ={})
+    for key in (mine.instance_key, *mine.earlier_instance_keys, other.instance_key):
+        (tmp_path / f"{key}.procs").mkdir()
+    assert _other_keys(mine) == [other.instance_key]
