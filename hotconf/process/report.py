@@ -3,7 +3,8 @@ polls, the poller's health (``PollerReport``).
 
 Records are written when something changes (armed, a snapshot applied, a role change, a reload
 fired) and when the safety net checks the store (about once a minute), never from a read:
-``cfg.get`` does not touch them, and a release costs each process one small file write.
+``cfg.get`` does not touch them, and a release costs each process one small file write, made
+a moment after it applied the release (``APPLIED_WRITE_DELAY``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ POLLER_WRITE_EVERY = 5.0
 #: half a millisecond of CPU: once a minute per process was measurable in the idle benchmark.
 CHECK_WRITE_EVERY = 300.0
 
+#: An applied release is written to the record this long after (releases applied meanwhile ride
+#: along), by a thread of the record's own, so that the write (a file created and renamed
+#: beside every other process's, behind the cache's fsyncs) stays out of the moment every
+#: worker of the host takes the release in. Measured at 16 uWSGI workers with a mule: the
+#: release's p50 to all of them 11.1 -> 7.8 ms without the write there.
+APPLIED_WRITE_DELAY = 0.25
+
 _numbers = itertools.count()  # this process's roles, each with its record file
 
 
@@ -52,6 +60,9 @@ class ProcessReport:
         self._warned_behind = False
         self._store_version: Optional[int] = None
         self._written = 0.0
+        self._dirty = threading.Event()  # an applied release waits for the writer thread
+        self._writer_pid = 0  # the process whose writer thread runs (none after a fork)
+        self._gone = False
         self.record = ProcessRecord(
             pid=pid, role="idle", server=facts.server, worker=facts.worker, mule=facts.mule,
             started=process_started(pid), pidns=pid_namespace(), shared=shared,
@@ -89,10 +100,38 @@ class ProcessReport:
                 # Release fetched by the poller (it stamps the snapshot) -> applied here. The
                 # first snapshot a process loads is not a delivery: it may be long written.
                 delivery = delivery.add(now - snapshot.created_at)
-            self._update(version=snapshot.version, releases=snapshot.release_keys,
-                         applied_at=now, last_check=now, delivery=delivery,
+            self._update(write=False, version=snapshot.version,
+                         releases=snapshot.release_keys, applied_at=now, last_check=now,
+                         delivery=delivery,
                          behind_since=self._behind_since(snapshot.version, self._store_version))
             self._say_if_caught_up()
+        self._write_soon()
+
+    def _write_soon(self) -> None:
+        """Have the writer thread write the record ``APPLIED_WRITE_DELAY`` from now. Starting a
+        thread waits for it to run: done once per process, not at each release."""
+        if self._writer_pid != os.getpid():
+            with self._lock:
+                if self._writer_pid != os.getpid() and not self._gone:
+                    writer = threading.Thread(target=self._write_when_dirty, daemon=True,
+                                              name="hotconf-record")
+                    try:
+                        writer.start()
+                    except RuntimeError:  # no thread can start (the interpreter is exiting)
+                        self._update()
+                        return
+                    self._writer_pid = os.getpid()
+        self._dirty.set()
+
+    def _write_when_dirty(self) -> None:
+        while True:
+            self._dirty.wait()
+            time.sleep(APPLIED_WRITE_DELAY)
+            self._dirty.clear()
+            with self._lock:
+                if self._gone:
+                    return
+                self._update()
 
     def checked(self, store_version: Optional[int]) -> None:
         """The safety net compared the store with what this process holds. The record is
@@ -147,7 +186,10 @@ class ProcessReport:
             self._update(dependents=others + (state,))
 
     def gone(self) -> None:
-        self.registry.remove_process(self.record.pid, self._n)
+        with self._lock:
+            self._gone = True  # the writer thread must not put the record back
+            self._dirty.set()  # (and ends)
+            self.registry.remove_process(self.record.pid, self._n)
 
 
 def error_kind(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ import time
 
 from hotconf.registry import FOREIGN_TIMEOUT, Registry, pid_namespace, process_started
 from hotconf.status import PollerHealth, ProcessRecord
+from tests.helpers import wait_until
 
 
 def dead_pid():
@@ -107,7 +108,41 @@ def test_a_record_only_moves_forward_when_two_threads_apply_at_once(tmp_path):
     for thread in threads:
         thread.join()
     assert report.record.version == 200
-    assert [r.version for r in registry.processes()] == [200]
+    wait_until(lambda: [r.version for r in registry.processes()] == [200], timeout=5,
+               message="the record written")
+
+
+def test_an_applied_release_is_written_a_moment_later_once_for_a_burst(tmp_path, monkeypatch):
+    """The record's write stays out of the moment every worker takes a release in."""
+    from hotconf.process.report import APPLIED_WRITE_DELAY, ProcessReport
+    from hotconf.runtime import ProcessFacts
+    from hotconf.snapshot import NamespaceSnapshot, Snapshot
+
+    writes = []
+    registry = Registry(tmp_path, "demo+default+x")
+    real_write = registry.write_process
+    monkeypatch.setattr(registry, "write_process",
+                        lambda record, n: (writes.append(record.version), real_write(record, n)))
+    report = ProcessReport(registry, ProcessFacts(), "demo+default+x", stale_after=10)
+    report.role("reader")
+    for round_ in (1, 2):  # the writer thread serves every release, not only the first
+        writes.clear()
+        started = time.monotonic()
+        for v in (3 * round_, 3 * round_ + 1, 3 * round_ + 2):
+            report.applied(Snapshot("demo", "default", {"application": NamespaceSnapshot(
+                "application", {"k": str(v)}, f"r{v}")}, v))
+        assert writes == []  # not on the delivering thread
+        wait_until(lambda: writes, timeout=5, message="the deferred write")
+        assert time.monotonic() - started >= APPLIED_WRITE_DELAY * 0.9
+        time.sleep(APPLIED_WRITE_DELAY * 1.5)
+        assert writes == [3 * round_ + 2]  # once, with the last
+        assert [r.version for r in registry.processes()] == [3 * round_ + 2]
+
+    report.applied(Snapshot("demo", "default", {}, 10))
+    report.gone()  # the role stopped: the pending write must not put the record back
+    time.sleep(APPLIED_WRITE_DELAY * 2)
+    assert writes == [8] and registry.processes() == []
+    assert APPLIED_WRITE_DELAY < 1  # well inside any stale bound
 
 
 def test_a_check_that_changes_nothing_rewrites_the_record_only_now_and_then(tmp_path):
