@@ -28,6 +28,24 @@ def test_a_delta_applied_to_its_base_gives_the_new_configurations_in_their_order
     assert len(delta["set"]) + len(delta["unset"]) <= len(after) * MAX_SHARE
 
 
+@given(st.dictionaries(keys, st.text(max_size=30), min_size=8, max_size=40), st.data())
+def test_a_small_release_always_has_a_delta_that_gives_it(before, data):
+    """A change of one key, an added key or a removed one (the usual release): a delta exists,
+    and the reader that applies it holds the release, keys in its order."""
+    after = dict(before)
+    edit = data.draw(st.sampled_from(["change", "add", "remove"]))
+    key = data.draw(st.sampled_from(sorted(before)))
+    if edit == "change":
+        after[key] = before[key] + "!"
+    elif edit == "add":
+        after[data.draw(keys.filter(lambda k: k not in before))] = "new"
+    else:
+        del after[key]
+    delta = delta_between(before, after, "d0", part_size(after) + 4096)
+    assert delta is not None
+    assert list(apply_delta(before, json.loads(json.dumps(delta))).items()) == list(after.items())
+
+
 @given(st.lists(keys, min_size=4, max_size=40, unique=True), st.data())
 def test_a_one_key_change_of_a_namespace_is_a_one_key_delta(names, data):
     before = {k: "v" * 20 for k in names}
