@@ -5,8 +5,9 @@ typed-settings dependency. In process against the dev server, then a real FastAP
 
 "The loop is never blocked longer than 50 ms by hotconf" is measured by a loop-lag probe (a task
 sleeping 5 ms in a loop, see tests/servers/lag_probe.py) net of CPU contention: from each
-overshoot the probe subtracts the time the kernel kept the loop's thread waiting on a run
-queue (/proc/thread-self/schedstat), i.e. time another process had the CPU."""
+overshoot the probe subtracts the time the kernel kept the process's threads waiting on a run
+queue (/proc/self/task/*/schedstat), i.e. time another process had the CPU, whether the loop's
+thread waited for it or a thread holding the GIL did."""
 
 from __future__ import annotations
 

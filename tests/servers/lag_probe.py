@@ -2,26 +2,47 @@
 
 A task sleeps ``interval`` in a loop and measures how late it wakes up (the overshoot). Lateness
 has two causes: something held the loop (code running on it, or the GIL held by another thread
-of the process), or the loop's thread was ready to run but the kernel gave the CPU to another
-process (two cores, shared with other test runs). The second is the machine's, not hotconf's:
-the kernel counts it per thread (the second field of /proc/thread-self/schedstat, time spent
-runnable on a run queue), and the probe subtracts it. ``net`` is the lag hotconf could cause.
+of the process), or a thread was ready to run but the kernel gave the CPU to another process
+(two cores, shared with other test runs). The second is the machine's, not hotconf's, and it
+stalls the loop in two ways: the loop's own thread waits for a CPU, or another thread of the
+process is preempted while it holds the GIL, and the loop waits for the GIL until that thread
+gets a CPU back (with a CPU it would hand the GIL over within the 5 ms switch interval). The
+kernel counts both per thread (the second field of /proc/self/task/<tid>/schedstat, time spent
+runnable on a run queue), and the probe subtracts what every thread of the process waited
+during the sleep. ``net`` is the lag hotconf could cause: code on the loop, or a thread holding
+the GIL while it runs (a blocking call on the loop waits in the kernel, not on a run queue, so
+it stays in ``net``: see test_a_first_read_on_the_loop_would_block_it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 
-def run_queue_wait() -> float:
-    """Seconds this thread has waited on a run queue (runnable, not running), so far."""
+def run_queue_waits() -> Dict[str, int]:
+    """Nanoseconds each thread of this process has waited on a run queue (runnable, not
+    running), so far, by thread id. Empty where /proc is not Linux's: no correction."""
+    waits: Dict[str, int] = {}
     try:
-        with open("/proc/thread-self/schedstat") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):  # not Linux: no correction
-        return 0.0
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return waits
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+                waits[tid] = int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):  # (the thread ended meanwhile)
+            pass
+    return waits
+
+
+def waited_between(before: Dict[str, int], after: Dict[str, int]) -> float:
+    """Seconds the process's threads waited on run queues between two readings (a thread
+    started meanwhile counts whole)."""
+    return sum(wait - before.get(tid, 0) for tid, wait in after.items()) / 1e9
 
 
 class LagProbe:
@@ -46,11 +67,13 @@ class LagProbe:
                 pass
 
     async def _run(self) -> None:
+        w0, t0 = run_queue_waits(), time.perf_counter()
         while True:
-            t0, w0 = time.perf_counter(), run_queue_wait()
             await asyncio.sleep(self.interval)
-            raw = max(0.0, time.perf_counter() - t0 - self.interval)
-            net = max(0.0, raw - (run_queue_wait() - w0))
+            t1, w1 = time.perf_counter(), run_queue_waits()
+            raw = max(0.0, t1 - t0 - self.interval)
+            net = max(0.0, raw - waited_between(w0, w1))
+            w0, t0 = w1, time.perf_counter()
             self.samples += 1
             self.max_raw, self.max_net = max(self.max_raw, raw), max(self.max_net, net)
             if raw > self.record_above and len(self.events) < 5000:
