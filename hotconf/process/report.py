@@ -56,7 +56,8 @@ class ProcessReport:
         self._clock = clock
         self._key = instance_key
         self._stale_after = stale_after
-        self._lock = threading.RLock()  # one change at a time, written in the order made
+        self._lock = threading.RLock()  # one change at a time
+        self._write_lock = threading.Lock()  # one write at a time; taken before _lock
         self._warned_behind = False
         self._store_version: Optional[int] = None
         self._written = 0.0
@@ -73,12 +74,26 @@ class ProcessReport:
         return self.registry.record_path(self.record.pid, self._n)
 
     def _update(self, write: bool = True, **changes: object) -> ProcessRecord:
+        """Change the record; ``write``: write it now. The write is made outside ``_lock``, so
+        a thread delivering a release never waits for a file write (all of a host's records
+        are renamed into one directory at about the same moment)."""
         with self._lock:
             self.record = replace(self.record, **changes)  # type: ignore[arg-type]
-            if write:
+            record = self.record
+        if write:
+            self._write()
+        return record
+
+    def _write(self) -> None:
+        # Writes are serialized, each writing the record as it is then: a slow write can
+        # not put an older record over a newer one.
+        with self._write_lock:
+            with self._lock:
+                if self._gone:
+                    return  # removed: the record must not come back
+                record = self.record
                 self._written = self._clock()
-                self.registry.write_process(self.record, self._n)
-            return self.record
+            self.registry.write_process(record, self._n)
 
     def ensure(self) -> None:
         """Write the record again if it is gone (a wiped cache dir)."""
@@ -112,15 +127,20 @@ class ProcessReport:
         thread waits for it to run: done once per process, not at each release."""
         if self._writer_pid != os.getpid():
             with self._lock:
-                if self._writer_pid != os.getpid() and not self._gone:
+                started = self._writer_pid == os.getpid() or self._gone
+                if not started:
                     writer = threading.Thread(target=self._write_when_dirty, daemon=True,
                                               name="hotconf-record")
                     try:
                         writer.start()
+                        started = True
                     except RuntimeError:  # no thread can start (the interpreter is exiting)
-                        self._update()
-                        return
-                    self._writer_pid = os.getpid()
+                        pass
+                    else:
+                        self._writer_pid = os.getpid()
+            if not started:
+                self._write()
+                return
         self._dirty.set()
 
     def _write_when_dirty(self) -> None:
@@ -128,10 +148,9 @@ class ProcessReport:
             self._dirty.wait()
             time.sleep(APPLIED_WRITE_DELAY)
             self._dirty.clear()
-            with self._lock:
-                if self._gone:
-                    return
-                self._update()
+            if self._gone:
+                return
+            self._write()
 
     def checked(self, store_version: Optional[int]) -> None:
         """The safety net compared the store with what this process holds. The record is
@@ -143,9 +162,11 @@ class ProcessReport:
             since = self._behind_since(self.record.version, store_version)
             write = (since != self.record.behind_since or now - self._written >= CHECK_WRITE_EVERY
                      or not self.path.exists())
-            self._update(write=write, last_check=now, behind_since=since)
+            self._update(write=False, last_check=now, behind_since=since)
             self._say_if_behind(store_version)
             self._say_if_caught_up()
+        if write:
+            self._write()
     def _behind_since(self, held: Optional[int], store: Optional[int]) -> Optional[float]:
         if store is None or (held is not None and held >= store):
             return None
@@ -176,17 +197,19 @@ class ProcessReport:
         with self._lock:
             reloads = dict(self.record.reloads)
             reloads[reason] = reloads.get(reason, 0) + 1
-            self._update(reloads=reloads)
+            self._update(write=False, reloads=reloads)
+        self._write()
 
     def dependent(self, state: DependentState) -> None:
         """A resource or bound model of this process was built, applied or failed."""
         with self._lock:
             others = tuple(d for d in self.record.dependents
                            if (d.kind, d.name) != (state.kind, state.name))
-            self._update(dependents=others + (state,))
+            self._update(write=False, dependents=others + (state,))
+        self._write()
 
     def gone(self) -> None:
-        with self._lock:
+        with self._write_lock, self._lock:  # (after a write in progress, none after)
             self._gone = True  # the writer thread must not put the record back
             self._dirty.set()  # (and ends)
             self.registry.remove_process(self.record.pid, self._n)

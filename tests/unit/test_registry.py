@@ -4,6 +4,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from hotconf.registry import FOREIGN_TIMEOUT, Registry, pid_namespace, process_started
@@ -90,7 +91,6 @@ def test_junk_in_the_directory_is_skipped(tmp_path):
 
 def test_a_record_only_moves_forward_when_two_threads_apply_at_once(tmp_path):
     """A push and a request's check may both deliver: the record (and its file) never go back."""
-    import threading
 
     from hotconf.process.report import ProcessReport
     from hotconf.runtime import ProcessFacts
@@ -143,6 +143,40 @@ def test_an_applied_release_is_written_a_moment_later_once_for_a_burst(tmp_path,
     time.sleep(APPLIED_WRITE_DELAY * 2)
     assert writes == [8] and registry.processes() == []
     assert APPLIED_WRITE_DELAY < 1  # well inside any stale bound
+
+
+def test_a_release_is_applied_while_a_record_write_is_stuck(tmp_path, monkeypatch):
+    """A write in progress (a rename into a directory every worker renames into at once) never
+    holds up the thread delivering the next release; nor does a removed record come back."""
+    from hotconf.process.report import ProcessReport
+    from hotconf.runtime import ProcessFacts
+    from hotconf.snapshot import Snapshot
+
+    registry = Registry(tmp_path, "demo+default+x")
+    real_write = registry.write_process
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_write(record, n):
+        entered.set()
+        assert release.wait(10)
+        real_write(record, n)
+
+    monkeypatch.setattr(registry, "write_process", stuck_write)
+    report = ProcessReport(registry, ProcessFacts(), "demo+default+x", stale_after=10)
+    report.applied(Snapshot("demo", "default", {}, 1))
+    assert entered.wait(5)  # the writer thread is inside its write
+    applied = threading.Thread(target=report.applied, args=(Snapshot("demo", "default", {}, 2),))
+    started = time.monotonic()
+    applied.start()
+    applied.join(2)
+    assert not applied.is_alive() and time.monotonic() - started < 1
+    assert report.record.version == 2
+    gone = threading.Thread(target=report.gone)
+    gone.start()
+    release.set()  # the stuck write ends, then the record is removed and stays removed
+    gone.join(5)
+    time.sleep(0.6)
+    assert registry.processes() == []
 
 
 def test_a_check_that_changes_nothing_rewrites_the_record_only_now_and_then(tmp_path):
