@@ -57,7 +57,9 @@ class ProcessReport:
         self._key = instance_key
         self._stale_after = stale_after
         self._lock = threading.RLock()  # one change at a time
-        self._write_lock = threading.Lock()  # one write at a time; taken before _lock
+        # One write at a time, taken before _lock. Reentrant: a signal handler's stop (gone())
+        # may run on a thread in the middle of its own write.
+        self._write_lock = threading.RLock()
         self._warned_behind = False
         self._store_version: Optional[int] = None
         self._written = 0.0
@@ -94,6 +96,8 @@ class ProcessReport:
                 record = self.record
                 self._written = self._clock()
             self.registry.write_process(record, self._n)
+            if self._gone:  # gone() ran meanwhile on this thread (a signal handler's stop)
+                self.registry.remove_process(record.pid, self._n)
 
     def ensure(self) -> None:
         """Write the record again if it is gone (a wiped cache dir)."""
@@ -167,6 +171,7 @@ class ProcessReport:
             self._say_if_caught_up()
         if write:
             self._write()
+
     def _behind_since(self, held: Optional[int], store: Optional[int]) -> Optional[float]:
         if store is None or (held is not None and held >= store):
             return None
@@ -209,9 +214,10 @@ class ProcessReport:
         self._write()
 
     def gone(self) -> None:
-        with self._write_lock, self._lock:  # (after a write in progress, none after)
-            self._gone = True  # the writer thread must not put the record back
-            self._dirty.set()  # (and ends)
+        with self._write_lock:  # (after another thread's write in progress, none after)
+            with self._lock:
+                self._gone = True  # the writer thread must not put the record back
+                self._dirty.set()  # (and ends)
             self.registry.remove_process(self.record.pid, self._n)
 
 

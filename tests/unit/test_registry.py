@@ -179,6 +179,45 @@ def test_a_release_is_applied_while_a_record_write_is_stuck(tmp_path, monkeypatc
     assert registry.processes() == []
 
 
+def test_a_stop_in_a_signal_handler_during_the_threads_own_write(tmp_path, monkeypatch):
+    """SIGTERM's handler stops the Config (gone()) while the same thread is writing the record
+    (checked() at a request writes on the request's thread): no hang, no record left."""
+    import signal
+
+    from hotconf.process.report import ProcessReport
+    from hotconf.runtime import ProcessFacts
+
+    registry = Registry(tmp_path, "demo+default+x")
+    report = ProcessReport(registry, ProcessFacts(), "demo+default+x", stale_after=10)
+    real_write = registry.write_process
+    handled = []
+
+    def interrupted_write(record, n):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs here, inside the write
+            pass
+        real_write(record, n)
+
+    def handler(signum, frame):
+        report.gone()
+        handled.append(signum)
+
+    def hung(signum, frame):
+        raise TimeoutError("gone() in the handler waits for the write it interrupted")
+
+    monkeypatch.setattr(registry, "write_process", interrupted_write)
+    previous = signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 5)  # a hang fails the test (lock waits are interruptible)
+    try:
+        report.reloaded("x")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGALRM, previous[1])
+    assert handled == [signal.SIGTERM]
+    assert registry.processes(prune=False) == []
+
+
 def test_a_check_that_changes_nothing_rewrites_the_record_only_now_and_then(tmp_path):
     from hotconf.process.report import CHECK_WRITE_EVERY, ProcessReport
     from hotconf.runtime import ProcessFacts
