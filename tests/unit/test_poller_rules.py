@@ -177,6 +177,41 @@ def test_a_restart_from_the_cache_continues_the_version_sequence(apollo, clock, 
     assert store2.latest().namespaces["application"]["k"] == "v2"
 
 
+def test_a_takeover_polls_first_and_fetches_what_the_poll_names(apollo, clock, tmp_path):
+    """A process that serves the host's snapshot and takes over polling fetches nothing before
+    its first poll (ids at -1, answered at once): a release published while nobody polled is
+    fetched once, after it, and the next poll carries the server's ids (it would be held)."""
+    old, store = make_poller(apollo, clock, tmp_path)
+    old.load_initial()
+    old.step()
+    old.step()  # the old poller's ids are the server's
+    held = store.latest()
+    apollo.publish("application", {"k": "v2"})  # the old poller is gone before it hears of it
+    new, store2 = make_poller(apollo, clock, tmp_path)  # (same cache file: the host's store)
+    before = len(apollo.requests)
+    assert new.load_initial(held).version == held.version
+    assert apollo.requests[before:] == []  # nothing fetched yet: the host serves held meanwhile
+    new.step()
+    assert apollo.polled_ids()["application"] == -1
+    assert len(apollo.fetches()) - sum(1 for r in apollo.requests[:before]
+                                       if r.path.startswith("/configs/")) == 1
+    latest = store2.latest()
+    assert latest.namespaces["application"]["k"] == "v2" and latest.newer_than(held)
+    new.step()
+    assert apollo.polled_ids()["application"] == apollo.releases["application"][2]
+
+
+def test_a_first_start_still_fetches_before_it_polls(apollo, clock, tmp_path):
+    """Without a snapshot this process serves (a first start, even with a cache file from an
+    earlier run), the first load is the config service's: an app reading at import never
+    gets yesterday's cache while Apollo answers."""
+    old, _ = make_poller(apollo, clock, tmp_path)
+    old.load_initial()
+    apollo.publish("application", {"k": "v2"})
+    new, _ = make_poller(apollo, clock, tmp_path)
+    assert new.load_initial().namespaces["application"]["k"] == "v2"
+
+
 def test_versions_survive_the_loss_of_every_file(apollo, clock, tmp_path):
     """The cache file is deleted and the poller replaced: the new poller's first snapshot must
     still be newer than what every process holds, or they would ignore releases."""
