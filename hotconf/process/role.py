@@ -139,7 +139,11 @@ class Role:
         # A store of its own: this process polls for itself alone, the host's file is not its.
         poller.report = PollerReport(self.report.registry if self.store.shared else None)
         self.poller = poller
-        poller.load_initial(self._held())
+        loaded = poller.load_initial(self._held())
+        if loaded is not None and self._ready.is_set():
+            # Taking over, load_initial publishes nothing when nothing changed: a standby that
+            # missed the last push gets the host's newer snapshot here (dropped unless newer).
+            self._deliver(loaded)
         if not self._ready.is_set():
             # Nothing delivered: nothing loaded at all, or the store already holds a newer
             # snapshot than ours (another poller was ahead). Serve what the host has.

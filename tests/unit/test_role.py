@@ -513,3 +513,25 @@ def test_in_mule_mode_without_a_mule_a_worker_polls_after_the_grace(settings, ap
         assert proc.held.namespaces["application"]["k"] == "v1"
     finally:
         worker.stop()
+
+
+def test_a_standby_that_missed_a_push_catches_up_when_it_takes_over(settings, apollo):
+    """It takes over from the host's snapshot without fetching first: its own process must get
+    that snapshot too, not wait for the next release (found by a review of the change)."""
+    first, first_proc = make_role(settings, apollo)
+    first.start()
+    second, second_proc = make_role(settings, apollo)
+    try:
+        second.start()
+        assert second.name == "reader"
+        second.store.close()  # its push is lost (the safety net would catch up a minute later)
+        apollo.publish("application", {"k": "v2"})
+        wait_until(lambda: first_proc.held.namespaces["application"]["k"] == "v2")
+        assert second_proc.held.namespaces["application"]["k"] == "v1"
+        first.stop()  # ...and the poller is gone before that
+        wait_until(lambda: second.name == "poller", message="takeover")
+        wait_until(lambda: second_proc.held.namespaces["application"]["k"] == "v2", timeout=5,
+                   message="the new poller's own process serving the host's release")
+    finally:
+        first.stop()
+        second.stop()
