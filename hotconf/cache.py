@@ -21,7 +21,7 @@ import stat
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Set, Tuple
+from typing import Callable, Iterable, Optional, Sequence, Set, Tuple
 
 from .errors import MissingPartError, ProtocolError
 from .options import Settings
@@ -171,11 +171,14 @@ class LocalCache:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def save(self, snapshot: Snapshot) -> bool:
+    def save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None) -> bool:
         """Write the parts it lacks, then the index; on failure log once per distinct error and
-        carry on (the old index and its parts stay intact)."""
+        carry on (the old index and its parts stay intact). ``visible`` is called once the new
+        index is in place, before the directory's fsync and the old parts' removal: what
+        waits for readers to see it (this process's own delivery) need not wait for a disk
+        that stalls (0.1-0.3 s seen here)."""
         try:
-            self._save(snapshot)
+            self._save(snapshot, visible)
         except OSError as exc:
             message = f"{exc.strerror or exc}"
             if message != self._last_write_error:
@@ -189,7 +192,7 @@ class LocalCache:
             self._last_write_error = None
         return True
 
-    def _save(self, snapshot: Snapshot) -> None:
+    def _save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None) -> None:
         parts = snapshot.parts()
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _replace_symlink_dir(self.parts_dir)
@@ -209,7 +212,10 @@ class LocalCache:
         if wrote:
             _fsync_dir(self.parts_dir)
         keep = {d + PART_SUFFIX for d in set(parts) | self._index_summary()[1]}
-        write_atomically(self.path, snapshot.index_json())
+        write_atomically(self.path, snapshot.index_json(), sync_dir=False)
+        if visible is not None:
+            visible()
+        _fsync_dir(self.dir)
         _remove_unlisted(self.parts_dir, present - keep)
 
     def _index_summary(self) -> Tuple[Optional[int], Set[str]]:

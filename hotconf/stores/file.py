@@ -34,6 +34,14 @@ class FileStore(Store):
 
     def publish(self, snapshot: Snapshot) -> bool:
         lock_path = self.path.with_name(self.path.name + ".wlock")
+        notified: List[bool] = []
+
+        def visible() -> None:
+            # This process takes the snapshot in when the other processes can: once the
+            # index is renamed into place, not after the fsync and clean-up that follow.
+            notified.append(True)
+            self._notify_local(snapshot)
+
         with self._write_lock:
             try:
                 self.cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -53,13 +61,14 @@ class FileStore(Store):
                 if not snapshot.newer_than(self.cache.version()) and \
                         not self.cache.lost_parts_of(snapshot):
                     return False  # only the same snapshot, with parts gone, is written again
-                written = self.cache.save(snapshot)
+                written = self.cache.save(snapshot, visible=visible)
                 self.unwritten = None if written else snapshot
             finally:
                 os.close(fd)
-        # Even when the disk refused the write (full, read-only), this process serves the new
-        # snapshot from memory; the publisher writes it again until the disk takes it.
-        self._notify_local(snapshot)
+        if not notified:
+            # Even when the disk refused the write (full, read-only), this process serves the
+            # new snapshot from memory; the publisher writes it again until the disk takes it.
+            self._notify_local(snapshot)
         return written
 
     def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:

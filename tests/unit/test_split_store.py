@@ -79,6 +79,31 @@ def test_a_one_namespace_release_writes_one_part_and_readers_decode_one(tmp_path
     assert all(newer.namespaces[n] is held.namespaces[n] for n in NAMES if n != "ns3")
 
 
+def test_the_publishing_process_takes_a_release_in_before_the_directory_fsync(tmp_path,
+                                                                              monkeypatch):
+    """The file store's own process is delivered the snapshot once the index is in place, as
+    the other processes are; the cache directory's fsync (0.1-0.3 s when the disk stalls)
+    still happens, after it, and before publish returns."""
+    import hotconf.cache as cache_module
+
+    synced = []
+    real_fsync_dir = cache_module._fsync_dir
+    monkeypatch.setattr(cache_module, "_fsync_dir",
+                        lambda path: (synced.append(path), real_fsync_dir(path)))
+    store = FileStore(LocalCache(tmp_path, "app", "default"))
+    seen = []
+    store.subscribe(lambda s: seen.append((s.version, synced.count(tmp_path),
+                                           store.cache.version())))
+    first = snapshot(1)
+    store.publish(first)
+    store.publish(snapshot(2, "ns1", first))
+    assert [version for version, _, _ in seen] == [1, 2]
+    for version, dir_syncs_then, on_disk in seen:
+        assert on_disk == version  # in place: every process can read it
+        assert dir_syncs_then == version - 1  # this publish's directory fsync was still to come
+    assert synced.count(tmp_path) == 2  # ...and came, once per publish
+
+
 def test_parts_of_the_previous_index_stay_for_readers_still_on_it(tmp_path):
     cache = LocalCache(tmp_path, "app", "default")
     s1 = snapshot(1)
