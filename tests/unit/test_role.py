@@ -4,6 +4,7 @@ freed, polling alone when the lock directory is unusable."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -96,7 +97,9 @@ def test_a_store_nobody_shares_needs_no_election(settings, apollo):
         held.release()
 
 
-def test_a_process_that_loses_reads_and_takes_over_when_the_lock_is_freed(settings, apollo):
+@contextlib.contextmanager
+def poller_and_reader(settings, apollo):
+    """Two processes' roles on one host: the first polls, the second reads (both started)."""
     first, first_proc = make_role(settings, apollo)
     first.start()
     second, second_proc = make_role(settings, apollo)
@@ -104,7 +107,14 @@ def test_a_process_that_loses_reads_and_takes_over_when_the_lock_is_freed(settin
         second.start()
         assert second.name == "reader"
         assert second_proc.held.namespaces["application"]["k"] == "v1"
+        yield first, second, second_proc
+    finally:
+        first.stop()
+        second.stop()
 
+
+def test_a_process_that_loses_reads_and_takes_over_when_the_lock_is_freed(settings, apollo):
+    with poller_and_reader(settings, apollo) as (first, second, second_proc):
         apollo.publish("application", {"k": "v2"})
         wait_until(lambda: second_proc.held.namespaces["application"]["k"] == "v2",
                    message="the reader to follow the poller's release")
@@ -115,9 +125,6 @@ def test_a_process_that_loses_reads_and_takes_over_when_the_lock_is_freed(settin
         wait_until(lambda: second_proc.held.namespaces["application"]["k"] == "v3",
                    message="the new poller's release")
         assert second_proc.delivered == sorted(second_proc.delivered)
-    finally:
-        first.stop()
-        second.stop()
 
 
 def test_a_process_that_may_not_compete_never_takes_over(settings, apollo):
@@ -518,20 +525,12 @@ def test_in_mule_mode_without_a_mule_a_worker_polls_after_the_grace(settings, ap
 def test_a_standby_that_missed_a_push_catches_up_when_it_takes_over(settings, apollo):
     """It takes over from the host's snapshot without fetching first: its own process must get
     that snapshot too, not wait for the next release (found by a review of the change)."""
-    first, first_proc = make_role(settings, apollo)
-    first.start()
-    second, second_proc = make_role(settings, apollo)
-    try:
-        second.start()
-        assert second.name == "reader"
+    with poller_and_reader(settings, apollo) as (first, second, second_proc):
         second.store.close()  # its push is lost (the safety net would catch up a minute later)
         apollo.publish("application", {"k": "v2"})
-        wait_until(lambda: first_proc.held.namespaces["application"]["k"] == "v2")
+        wait_until(lambda: first.store.latest().namespaces["application"]["k"] == "v2")
         assert second_proc.held.namespaces["application"]["k"] == "v1"
         first.stop()  # ...and the poller is gone before that
         wait_until(lambda: second.name == "poller", message="takeover")
         wait_until(lambda: second_proc.held.namespaces["application"]["k"] == "v2", timeout=5,
                    message="the new poller's own process serving the host's release")
-    finally:
-        first.stop()
-        second.stop()
