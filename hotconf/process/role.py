@@ -93,6 +93,9 @@ class Role:
         self._ready = threading.Event()
         self._safety: Optional[threading.Thread] = None
         self._token: object = None
+        # One refresh at a time: the push, the cache file's event and a request's check can
+        # all fire for one release, and each would read the changed parts again.
+        self._refresh_lock = threading.RLock()
         self.report = ProcessReport(Registry(settings.cache_dir, settings.instance_key), facts,
                                     settings.instance_key, settings.stale_after,
                                     shared=store.shared)
@@ -295,7 +298,14 @@ class Role:
         """Pick up the newest snapshot this host has."""
         if self._stop.is_set():
             return
+        with self._refresh_lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
         token = self.store.token()
+        if token == self._token and self._held() is not None and not self.report.behind:
+            return  # (another thread's refresh has just read this; behind, the safety net
+            #          retries a store it could not read, whatever its token)
         newest = self.store.latest(self._held())
         if newest is not None:
             self._deliver(newest)

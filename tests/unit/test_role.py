@@ -534,3 +534,27 @@ def test_a_standby_that_missed_a_push_catches_up_when_it_takes_over(settings, ap
         wait_until(lambda: second.name == "poller", message="takeover")
         wait_until(lambda: second_proc.held.namespaces["application"]["k"] == "v2", timeout=5,
                    message="the new poller's own process serving the host's release")
+
+
+def test_concurrent_refreshes_for_one_release_read_it_once(settings, apollo):
+    """The push, the cache file's event and a request's check may all refresh at once for one
+    release: one of them reads the store, the others find the token it read."""
+    with poller_and_reader(settings, apollo) as (first, second, second_proc):
+        second.store.close()  # no watch of its own: the test drives the refreshes
+        apollo.publish("application", {"k": "v2"})
+        wait_until(lambda: first.store.latest().namespaces["application"]["k"] == "v2")
+        real_latest, reads = second.store.latest, []
+
+        def slow_latest(previous=None):
+            reads.append(previous)
+            time.sleep(0.2)  # the other threads arrive meanwhile
+            return real_latest(previous)
+
+        second.store.latest = slow_latest
+        threads = [threading.Thread(target=second.refresh) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(reads) == 1
+        assert second_proc.held.namespaces["application"]["k"] == "v2"
