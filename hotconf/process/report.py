@@ -75,20 +75,15 @@ class ProcessReport:
     def path(self) -> Path:
         return self.registry.record_path(self.record.pid, self._n)
 
-    def _update(self, write: bool = True, **changes: object) -> ProcessRecord:
-        """Change the record; ``write``: write it now. The write is made outside ``_lock``, so
-        a thread delivering a release never waits for a file write (all of a host's records
-        are renamed into one directory at about the same moment)."""
+    def _change(self, **changes: object) -> None:
         with self._lock:
             self.record = replace(self.record, **changes)  # type: ignore[arg-type]
-            record = self.record
-        if write:
-            self._write()
-        return record
 
     def _write(self) -> None:
-        # Writes are serialized, each writing the record as it is then: a slow write can
-        # not put an older record over a newer one.
+        """Write the record as it is now. Outside ``_lock``, so a thread delivering a release
+        never waits for a file write (all of a host's records are renamed into one directory
+        at about the same moment); serialized, so a slow write can not put an older record
+        over a newer one."""
         with self._write_lock:
             with self._lock:
                 if self._gone:
@@ -102,11 +97,12 @@ class ProcessReport:
     def ensure(self) -> None:
         """Write the record again if it is gone (a wiped cache dir)."""
         if not self.path.exists():
-            self._update()
+            self._write()
 
     def role(self, name: str) -> None:
         if name != self.record.role:
-            self._update(role=name)
+            self._change(role=name)
+            self._write()
 
     def applied(self, snapshot: Snapshot) -> None:
         with self._lock:  # two threads may deliver (a push, a request's check): only forward
@@ -119,9 +115,8 @@ class ProcessReport:
                 # Release fetched by the poller (it stamps the snapshot) -> applied here. The
                 # first snapshot a process loads is not a delivery: it may be long written.
                 delivery = delivery.add(now - snapshot.created_at)
-            self._update(write=False, version=snapshot.version,
-                         releases=snapshot.release_keys, applied_at=now, last_check=now,
-                         delivery=delivery,
+            self._change(version=snapshot.version, releases=snapshot.release_keys,
+                         applied_at=now, last_check=now, delivery=delivery,
                          behind_since=self._behind_since(snapshot.version, self._store_version))
             self._say_if_caught_up()
         self._write_soon()
@@ -166,7 +161,7 @@ class ProcessReport:
             since = self._behind_since(self.record.version, store_version)
             write = (since != self.record.behind_since or now - self._written >= CHECK_WRITE_EVERY
                      or not self.path.exists())
-            self._update(write=False, last_check=now, behind_since=since)
+            self._change(last_check=now, behind_since=since)
             self._say_if_behind(store_version)
             self._say_if_caught_up()
         if write:
@@ -202,7 +197,7 @@ class ProcessReport:
         with self._lock:
             reloads = dict(self.record.reloads)
             reloads[reason] = reloads.get(reason, 0) + 1
-            self._update(write=False, reloads=reloads)
+            self._change(reloads=reloads)
         self._write()
 
     def dependent(self, state: DependentState) -> None:
@@ -210,7 +205,7 @@ class ProcessReport:
         with self._lock:
             others = tuple(d for d in self.record.dependents
                            if (d.kind, d.name) != (state.kind, state.name))
-            self._update(write=False, dependents=others + (state,))
+            self._change(dependents=others + (state,))
         self._write()
 
     def gone(self) -> None:
