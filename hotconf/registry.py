@@ -1,12 +1,12 @@
 """The host's registry of the processes serving one configuration (I/O edge).
 
 ``{cache_dir}/{key}.procs/{pid}-{n}.json``: one small record per armed role of a process (a
-process may hold two, e.g. one Config polling and another with ``poller="never"``), replaced
-atomically (temp file + rename, no fsync: it describes processes that are running now), and
-``poller.json``: the poller's health. They live in a directory of their own, whatever the
-shared store is, so that ``hotconf status`` and a probe in another process can read them, and
-so their writes wake nobody: readers watch the cache directory's index, and inotify does not
-report what happens in a subdirectory.
+process may hold two, e.g. one Config polling and another with ``poller="never"``), and
+``poller.json``: the poller's health. Each is created complete (temp file + rename, no fsync:
+it describes processes that are running now), then rewritten in place (see ``_RecordFiles``).
+They live in a directory of their own, whatever the shared store is, so that ``hotconf status``
+and a probe in another process can read them, and so their writes wake nobody: readers watch
+the cache directory's index, and inotify does not report what happens in a subdirectory.
 
 Records of dead processes (zombies included; a pid since reused is told by the process's start
 time) are skipped and removed by whoever reads them. A record written in another pid namespace
@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -95,10 +96,89 @@ def _fresh(last: Optional[float], now: float) -> bool:
     return last is not None and now - last < FOREIGN_TIMEOUT
 
 
+class _OpenRecord:
+    __slots__ = ("fd", "pid", "size", "writing", "removed")
+
+    def __init__(self, fd: int, size: int):
+        self.fd, self.pid, self.size = fd, os.getpid(), size
+        self.writing, self.removed = 0, False
+
+
+class _RecordFiles:
+    """A process's own record files, kept open and rewritten in place: one ``pwrite`` of the
+    new document, padded with spaces (JSON allows them) to the longest it wrote, so the file
+    never holds a shorter document's leftover tail. A rename into the directory every worker
+    of the host writes into at the same moment cost 0.6 ms of CPU per write (ext4 allocates and
+    starts writing a file renamed over another at once): 10 ms of the 2 cores per release at 16
+    workers; a write in place costs 0.05 ms. A reader may catch a write half done: it reads
+    again (``_read_json``). A file that is gone, or replaced, or inherited from the process that
+    forked this one, is created again, complete, by a rename."""
+
+    def __init__(self) -> None:
+        self._open: Dict[Path, _OpenRecord] = {}
+
+    def write(self, path: Path, data: bytes) -> None:
+        entry = self._open.get(path)
+        if entry is not None:
+            entry.writing += 1  # (a signal handler's remove() meanwhile closes it after us)
+            try:
+                if self._rewrite(path, entry, data):
+                    return
+            finally:
+                entry.writing -= 1
+                if entry.removed and not entry.writing:
+                    self._close(entry)
+            self._forget(path, entry)
+        write_atomically(path, data, durable=False)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return  # written; the next write makes it again
+        self._open[path] = _OpenRecord(fd, len(data))
+
+    @staticmethod
+    def _rewrite(path: Path, entry: _OpenRecord, data: bytes) -> bool:
+        if entry.pid != os.getpid() or entry.removed:
+            return False
+        try:
+            st = os.fstat(entry.fd)
+            if st.st_nlink == 0 or os.stat(path).st_ino != st.st_ino:
+                return False  # deleted (a wiped cache dir, a pruner) or replaced
+            padded = data.ljust(entry.size)
+            if os.pwrite(entry.fd, padded, 0) != len(padded):
+                return False
+        except OSError:
+            return False
+        entry.size = len(padded)
+        return True
+
+    def _forget(self, path: Path, entry: _OpenRecord) -> None:
+        if self._open.get(path) is entry:
+            del self._open[path]
+        entry.removed = True
+        if not entry.writing:
+            self._close(entry)
+
+    @staticmethod
+    def _close(entry: _OpenRecord) -> None:
+        fd, entry.fd = entry.fd, -1
+        if fd >= 0 and entry.pid == os.getpid():  # (a forked child's copy is left alone)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def remove(self, path: Path) -> None:
+        entry = self._open.get(path)
+        if entry is not None:
+            self._forget(path, entry)
+
+
 class Registry:
     def __init__(self, cache_dir: Path, instance_key: str):
         self.dir = Path(cache_dir) / f"{instance_key}.procs"
         self._failed: Optional[str] = None
+        self._files = _RecordFiles()
 
     def record_path(self, pid: int, n: int) -> Path:
         return self.dir / f"{pid}-{n}.json"
@@ -111,14 +191,15 @@ class Registry:
         self._write(self.dir / POLLER_FILE, health.to_dict())
 
     def remove_process(self, pid: int, n: int) -> None:
-        _unlink(self.record_path(pid, n))
+        path = self.record_path(pid, n)
+        _unlink(path)
+        self._files.remove(path)
 
     def _write(self, path: Path, document: dict) -> None:
         """Never raises: a registry that cannot be written costs visibility, not service."""
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_atomically(path, json.dumps(document, separators=(",", ":")).encode("utf-8"),
-                             durable=False)
+            self._files.write(path, _framed(document))
         except OSError as exc:
             message = str(exc.strerror or exc)
             if message != self._failed:
@@ -207,14 +288,47 @@ def read_host(settings: Settings, stale_after: Optional[float] = None,
                        PendingReload(pending.summary, pending.due_at) if pending else None)
 
 
+_READ_ATTEMPTS = 3  # a record read while its process rewrote it in place is read again
+_FRAME_HEAD = b'{"crc32":"%08x","record":'
+
+
+def _framed(document: dict) -> bytes:
+    """The record with the CRC-32 of its bytes: a read that caught a rewrite in place half
+    done can be valid JSON (the digits of two versions, say), and must not pass for a record.
+    Still one JSON document for anyone who reads the file."""
+    body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    return _FRAME_HEAD % zlib.crc32(body) + body + b"}"
+
+
+def _unframed(raw: bytes) -> object:
+    """The record a file holds; ValueError if the read caught it half rewritten. A file of an
+    earlier hotconf (no frame) is taken as it is: those were replaced whole."""
+    head = len(_FRAME_HEAD % 0)
+    if not raw.startswith(b'{"crc32":"'):
+        return json.loads(raw)
+    end = raw.rstrip().rfind(b"}")
+    body = raw[head:end]
+    if end < head or raw[10:18] != b"%08x" % zlib.crc32(body):
+        raise ValueError("a record caught while it was rewritten")
+    return json.loads(body)
+
+
 def _read_json(path: Path) -> Tuple[object, Optional[int]]:
     """The document and the file's inode (so a pruner removes only the file it judged)."""
     try:
         with open(path, "rb") as fh:
             inode = os.fstat(fh.fileno()).st_ino
-            return json.loads(fh.read()), inode
+            for attempt in range(_READ_ATTEMPTS):
+                try:
+                    size = os.fstat(fh.fileno()).st_size
+                    return _unframed(os.pread(fh.fileno(), size + 4096, 0)), inode
+                except ValueError:
+                    if attempt + 1 == _READ_ATTEMPTS:
+                        raise
+                    time.sleep(0.001)
     except (OSError, ValueError):
-        return None, None
+        pass
+    return None, None
 
 
 def _older(path: Path, now: float, seconds: float) -> bool:
