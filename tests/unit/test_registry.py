@@ -147,6 +147,33 @@ def test_an_applied_release_is_written_a_moment_later_once_for_a_burst(tmp_path,
     assert APPLIED_WRITE_DELAY < 1  # well inside any stale bound
 
 
+def test_a_burst_of_releases_is_written_about_once_a_second_and_its_last_one_lands(
+        tmp_path, monkeypatch):
+    """Releases every 50 ms for 2.5 s: the record is written once per APPLIED_WRITE_GAP (each
+    write wakes the writer twice, in every worker at once), not every APPLIED_WRITE_DELAY, and
+    the burst's last release is in the record soon after it ends."""
+    from hotconf.process.report import APPLIED_WRITE_DELAY, APPLIED_WRITE_GAP, ProcessReport
+    from hotconf.runtime import ProcessFacts
+    from hotconf.snapshot import Snapshot
+
+    writes = []
+    registry = Registry(tmp_path, "demo+default+x")
+    real_write = registry.write_process
+    monkeypatch.setattr(registry, "write_process",
+                        lambda record, n: (writes.append(record.version), real_write(record, n)))
+    report = ProcessReport(registry, ProcessFacts(), "demo+default+x", stale_after=10)
+    started, v = time.monotonic(), 0
+    while time.monotonic() - started < 2.5:
+        v += 1
+        report.applied(Snapshot("demo", "default", {}, v))
+        time.sleep(0.05)
+    during = len(writes)
+    assert 2 <= during <= 2.5 / APPLIED_WRITE_GAP + 1  # (every 0.25 s: 10)
+    wait_until(lambda: [r.version for r in registry.processes()] == [v],
+               timeout=APPLIED_WRITE_GAP + APPLIED_WRITE_DELAY + 5, message="the last release")
+    report.gone()
+
+
 def test_a_release_is_applied_while_a_record_write_is_stuck(tmp_path, monkeypatch):
     """A write in progress (a rename into a directory every worker renames into at once) never
     holds up the thread delivering the next release; nor does a removed record come back."""
