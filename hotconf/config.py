@@ -69,7 +69,7 @@ class Config(typed.TypedReads):
             self._getters = {name: ns.getter() for name, ns in snapshot.namespaces.items()}
         events = diff(old, snapshot)
         feed_all(self._dependents, events, first=old is None)  # then the listeners
-        self._listeners.dispatch(events)
+        self._listeners.dispatch(events, first=old is None)
         return events
 
     def _forget(self) -> None:

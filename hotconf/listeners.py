@@ -146,8 +146,11 @@ class Listeners:
                     mailbox.close()
             return bool(gone)
 
-    def dispatch(self, events: Sequence[ChangeEvent]) -> None:
-        """Hand each listener its view of ``events`` (called in release order)."""
+    def dispatch(self, events: Sequence[ChangeEvent], first: bool = False) -> None:
+        """Hand each listener its view of ``events`` (called in release order); ``first``: the
+        process's first snapshot, which starts the listeners' threads (see ``prepare``)."""
+        if first:
+            self.prepare()
         if not events or not self._registrations:
             return
         with self._lock:
@@ -160,6 +163,16 @@ class Listeners:
                     mailbox = self._mailboxes[id(reg)] = self.mailbox(reg.callback,
                                                                       "change listener")
                 mailbox.post([(view,) for view in views])
+
+    def prepare(self) -> None:
+        """Start the listeners' threads in this process now (at its first snapshot) rather
+        than at the first release: 16 workers each starting a thread at the moment of a
+        release made it the slowest of any to reach them all."""
+        with self._lock:
+            for reg in self._registrations:
+                mailbox = self._mailboxes.get(id(reg))
+                if mailbox is None or not mailbox.usable:
+                    self._mailboxes[id(reg)] = self.mailbox(reg.callback, "change listener")
 
     def after_fork(self) -> None:
         """In a forked child the listener threads are gone (uWSGI may still report them

@@ -50,6 +50,19 @@ def test_construction_starts_nothing(devserver, make_config):
     assert "hotconf-poller" in {t.name for t in threading.enumerate()}
 
 
+def test_a_listeners_thread_starts_with_the_first_snapshot_not_at_the_first_release(
+        devserver, make_config):
+    """Registered before the process arms (at import, before a fork), a listener gets its
+    thread when the process takes its first snapshot: starting it at the first release made
+    that release the slowest to reach 16 workers."""
+    publish(devserver, values={"k": "v"})
+    cfg = make_config()
+    cfg.on_change(Recorder())
+    assert not [t for t in threading.enumerate() if t.name.startswith("hotconf-listener")]
+    assert cfg.get("k") == "v"
+    assert [t for t in threading.enumerate() if t.name.startswith("hotconf-listener")]
+
+
 def test_initial_load_and_a_publish_seen_through_the_long_poll(devserver, make_config):
     publish(devserver, values={"timeout": "30"})
     cfg = make_config()
