@@ -57,6 +57,23 @@ def test_a_part_that_is_gone_or_another_release_is_noticed():
         Snapshot.decode(b'{"format":"hotconf-snapshot/2"}', lambda name, digest: None)
 
 
+def test_a_second_look_at_the_snapshot_a_reader_holds_decodes_nothing(tmp_path):
+    """The cache file's event after the uWSGI push brought the same release: the reader finds
+    its own version in the index and keeps what it holds (no part, no new snapshot); a
+    snapshot of another app, or a newer one, is still decoded."""
+    writer, reader = LocalCache(tmp_path, "app", "default"), CountingCache(tmp_path, "app", "default")
+    first = snapshot(1)
+    writer.save(first)
+    held = reader.load()
+    reader.parts_read.clear()
+    assert reader.load(held) is held and reader.parts_read == []
+    assert Snapshot.decode(first.index_json(), reader._read_part, previous=held) is held
+    other = Snapshot("other", "default", dict(held.namespaces), 1)
+    assert Snapshot.decode(first.index_json(), reader._read_part, previous=other) is not other
+    writer.save(snapshot(2, "ns3", first))
+    assert reader.load(held).version == 2 and reader.parts_read == ["ns3"]
+
+
 def test_a_one_namespace_release_writes_one_part_and_readers_decode_one(tmp_path):
     writer, reader = LocalCache(tmp_path, "app", "default"), CountingCache(tmp_path, "app", "default")
     first = snapshot(1)
