@@ -108,7 +108,8 @@ def test_a_reader_on_the_previous_release_applies_the_delta_and_reads_no_part():
 def test_a_reader_on_another_release_or_a_bad_delta_reads_the_part():
     old, new = snapshots()
     held, _ = decoding(old, None)
-    other = held.replace({"ns0": NamespaceSnapshot("ns0", BIG | {"k": "other"}, "rX")})
+    other = held.replace({"ns0": NamespaceSnapshot("ns0", BIG | {"k": "other"}, "rX")},
+                         version=7)  # (another release: another version than the index's)
     got, read = decoding(new, other)
     assert read == ["ns0"] and got.namespaces["ns0"]["k"] == "v1"
 
