@@ -294,10 +294,10 @@ class Poller:
                                        version=self._next_version(current))
         released = [f"{n}@{ns.release_key}" for n, ns in updates.items()
                     if current is None or not ns.same_release(current.namespaces.get(n))]
+        self._install(snapshot)  # then the log line: a write to the server's log can wait
         if released:
             log.info("hotconf: new release of %s (snapshot v%d)", ", ".join(released),
                      snapshot.version)
-        self._install(snapshot)
 
     def _install(self, snapshot: Snapshot) -> None:
         with self._publish_lock:
