@@ -331,14 +331,14 @@ def propagation_floor(b: Bench, releases: int, warmup: int = 0) -> Dict[str, flo
             proc.stdout.close()
     result = summary_ms(delays)
     if first is not None:
-        result["first_ms"] = round(first * 1000, 1)
+        result.update(first_ms=round(first * 1000, 1), warmup=warmup)
     return result
 
 
 def first_of(r: Dict[str, float]) -> str:
     """The report's note of the first release after the start (not in the figures)."""
-    return (f"; the first after start, before {WARMUP_RELEASES} uncounted: {r['first_ms']} ms"
-            if "first_ms" in r else "")
+    return (f"; the first after start, of {r.get('warmup', WARMUP_RELEASES)} uncounted: "
+            f"{r['first_ms']} ms" if "first_ms" in r else "")
 
 
 def with_floor(r: Dict[str, float], floor: Dict[str, float]) -> Dict[str, float]:
@@ -390,7 +390,7 @@ def propagation(b: Bench) -> dict:
                     key = f"{client} {workers}w {mode}"
                     out[key] = with_floor(summary_ms(delays), floor)
                     if not loaded and first is not None:
-                        out[key]["first_ms"] = round(first * 1000, 1)
+                        out[key].update(first_ms=round(first * 1000, 1), warmup=warmup)
                     log(f"propagation {key}: {out[key]}")
             finally:
                 server.stop()

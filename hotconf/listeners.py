@@ -1,10 +1,11 @@
 """Change listeners: registered with interests, called off the poller's thread, isolated.
 
 The guarantee: each listener gets its events in release order, one call at a time, on a thread
-of its own (made at its first event), or, for an ``async def`` listener, on the event loop bound
-by ``await cfg.ready()`` (``hotconf.aio``). A slow or stuck listener delays only itself: never
-another listener, the poller or a read; one that raises is logged and gets the next event as
-usual. ``close`` does not wait for a stuck listener.
+of its own (started with the process's first snapshot, or at its first event), or, for an
+``async def`` listener, on the event loop bound by ``await cfg.ready()`` (``hotconf.aio``). A
+slow or stuck listener delays only itself: never another listener, the poller or a read; one
+that raises is logged and gets the next event as usual. ``close`` does not wait for a stuck
+listener.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import (
     Any,
@@ -31,6 +33,7 @@ from typing import (
 from .aio import LoopMailbox, LoopRef, is_async
 from .changes import ChangeEvent
 from .errors import UnknownNamespaceError
+from .process.binding import end_threads_before_fork
 
 log = logging.getLogger("hotconf")
 
@@ -93,6 +96,10 @@ class Mailbox:
         self.cancelled = True
         self.queue.put(None)
 
+    def finish(self) -> None:
+        """End the thread after what is queued."""
+        self.queue.put(None)
+
 
 AnyMailbox = Union[Mailbox, LoopMailbox]
 
@@ -103,6 +110,7 @@ class Listeners:
         self._lock = threading.Lock()
         self._mailboxes: Dict[int, AnyMailbox] = {}  # by id() of the registration
         self.loop = LoopRef()  # where async listeners run (bound by ``await cfg.ready()``)
+        end_threads_before_fork(self)
 
     def mailbox(self, callback: Callable[..., Any], what: str) -> AnyMailbox:
         """A thread of its own for a plain callback; the bound event loop for an async one."""
@@ -173,6 +181,21 @@ class Listeners:
                 mailbox = self._mailboxes.get(id(reg))
                 if mailbox is None or not mailbox.usable:
                     self._mailboxes[id(reg)] = self.mailbox(reg.callback, "change listener")
+
+    def end_threads(self, deadline: float) -> None:
+        """This process is about to fork (a Celery main process disarmed): the listeners'
+        threads end after what they were handed, waited for until ``deadline``; each gets a
+        new one at its next event."""
+        with self._lock:
+            mailboxes, self._mailboxes = self._mailboxes, {}
+        threads = []
+        for mailbox in mailboxes.values():
+            if isinstance(mailbox, Mailbox) and mailbox.usable:
+                mailbox.finish()
+                threads.append(mailbox.thread)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def after_fork(self) -> None:
         """In a forked child the listener threads are gone (uWSGI may still report them

@@ -97,11 +97,22 @@ def _fresh(last: Optional[float], now: float) -> bool:
 
 
 class _OpenRecord:
-    __slots__ = ("fd", "pid", "size", "writing", "removed")
+    __slots__ = ("fd", "pid", "size", "identity", "writing", "removed")
 
     def __init__(self, fd: int, size: int):
+        st = os.fstat(fd)
         self.fd, self.pid, self.size = fd, os.getpid(), size
+        self.identity = (st.st_dev, st.st_ino)  # the file this descriptor was opened on
         self.writing, self.removed = 0, False
+
+    def owned(self) -> bool:
+        """The descriptor is still the one opened on the record (not closed by the program,
+        by a daemonizer's closerange, and its number given to another file)."""
+        try:
+            st = os.fstat(self.fd)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.identity
 
 
 class _RecordFiles:
@@ -110,9 +121,10 @@ class _RecordFiles:
     never holds a shorter document's leftover tail. A rename into the directory every worker
     of the host writes into at the same moment cost 0.6 ms of CPU per write (ext4 allocates and
     starts writing a file renamed over another at once): 10 ms of the 2 cores per release at 16
-    workers; a write in place costs 0.05 ms. A reader may catch a write half done: it reads
-    again (``_read_json``). A file that is gone, or replaced, or inherited from the process that
-    forked this one, is created again, complete, by a rename."""
+    workers; a write in place costs 0.05 ms. A reader may catch a write half done: the CRC at
+    the record's end tells it, and it reads again (``_read_json``). A file that is gone, or
+    replaced, or inherited from the process that forked this one, is created again, complete,
+    by a rename."""
 
     def __init__(self) -> None:
         self._open: Dict[Path, _OpenRecord] = {}
@@ -134,11 +146,14 @@ class _RecordFiles:
             fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             return  # written; the next write makes it again
-        self._open[path] = _OpenRecord(fd, len(data))
+        try:
+            self._open[path] = _OpenRecord(fd, len(data))
+        except OSError:
+            os.close(fd)
 
     @staticmethod
     def _rewrite(path: Path, entry: _OpenRecord, data: bytes) -> bool:
-        if entry.pid != os.getpid() or entry.removed:
+        if entry.pid != os.getpid() or entry.removed or not entry.owned():
             return False
         try:
             st = os.fstat(entry.fd)
@@ -161,17 +176,31 @@ class _RecordFiles:
 
     @staticmethod
     def _close(entry: _OpenRecord) -> None:
-        fd, entry.fd = entry.fd, -1
-        if fd >= 0 and entry.pid == os.getpid():  # (a forked child's copy is left alone)
+        """Closed only while it is still the record's descriptor (in a forked child too: the
+        child's copy is its own); a number the program has since given to another file is
+        left alone."""
+        if entry.fd >= 0 and entry.owned():
             try:
-                os.close(fd)
+                os.close(entry.fd)
             except OSError:
                 pass
+        entry.fd = -1
 
     def remove(self, path: Path) -> None:
         entry = self._open.get(path)
         if entry is not None:
             self._forget(path, entry)
+
+    def close(self) -> None:
+        for path, entry in list(self._open.items()):
+            self._forget(path, entry)
+
+    def __del__(self) -> None:
+        # A Registry dropped without close() (a Role that failed to arm, a forked child's copy
+        # of the parent's): its descriptors go with it.
+        for entry in list(getattr(self, "_open", {}).values()):
+            if not entry.writing:
+                self._close(entry)
 
 
 class Registry:
@@ -194,6 +223,10 @@ class Registry:
         path = self.record_path(pid, n)
         _unlink(path)
         self._files.remove(path)
+
+    def close(self) -> None:
+        """Close the files this process keeps open for its writes (its role stopped)."""
+        self._files.close()
 
     def _write(self, path: Path, document: dict) -> None:
         """Never raises: a registry that cannot be written costs visibility, not service."""
@@ -233,9 +266,11 @@ class Registry:
             pid_text, _, n_text = stem.partition("-")
             if ext != "json" or not pid_text.isdigit() or not n_text.isdigit():
                 continue
-            raw, inode = _read_json(path)
+            raw, judged = _read_json(path)
             record = ProcessRecord.from_dict(raw)
             if record is None:
+                if prune and raw is None and _abandoned(path, int(pid_text), now):
+                    _unlink(path)  # a write cut short (SIGKILL, a full disk) by a dead process
                 continue
             living = alive(record.pid, record.started, record.pidns)
             if living is None:
@@ -243,7 +278,7 @@ class Registry:
                                     record.armed_at), now)
             if not living:
                 if prune:
-                    _unlink(path, inode)
+                    _unlink(path, judged)
                 continue
             held = best.get(record.pid)
             if held is None or _rank(record) < _rank(held):
@@ -289,39 +324,47 @@ def read_host(settings: Settings, stale_after: Optional[float] = None,
 
 
 _READ_ATTEMPTS = 3  # a record read while its process rewrote it in place is read again
-_FRAME_HEAD = b'{"crc32":"%08x","record":'
+_CRC_FIELD = b',"crc32":"'
 
 
 def _framed(document: dict) -> bytes:
-    """The record with the CRC-32 of its bytes: a read that caught a rewrite in place half
-    done can be valid JSON (the digits of two versions, say), and must not pass for a record.
-    Still one JSON document for anyone who reads the file."""
+    """The record, its last field the CRC-32 of the bytes before it: a read that caught a
+    rewrite in place half done can be valid JSON (the digits of two versions, say), and must
+    not pass for a record. Still the record's own JSON object, so that an earlier hotconf
+    (which ignores a field it does not know) reads it as before."""
     body = json.dumps(document, separators=(",", ":")).encode("utf-8")
-    return _FRAME_HEAD % zlib.crc32(body) + body + b"}"
+    head = body[:-1]  # without its closing brace
+    return head + b'%s%08x"}' % (_CRC_FIELD if len(head) > 1 else _CRC_FIELD[1:],
+                                  zlib.crc32(head))
 
 
-def _unframed(raw: bytes) -> object:
-    """The record a file holds; ValueError if the read caught it half rewritten. A file of an
-    earlier hotconf (no frame) is taken as it is: those were replaced whole."""
-    head = len(_FRAME_HEAD % 0)
-    if not raw.startswith(b'{"crc32":"'):
+def _checked(raw: bytes) -> object:
+    """The record a file holds; ValueError if the read caught it half rewritten. A record of
+    an earlier hotconf (no CRC) is taken as it is: those were replaced whole."""
+    end = raw.rstrip()
+    at = end.rfind(_CRC_FIELD)
+    if at < 0:
         return json.loads(raw)
-    end = raw.rstrip().rfind(b"}")
-    body = raw[head:end]
-    if end < head or raw[10:18] != b"%08x" % zlib.crc32(body):
+    digits = end[at + len(_CRC_FIELD):at + len(_CRC_FIELD) + 8]
+    if end[at + len(_CRC_FIELD) + 8:] != b'"}' or digits != b"%08x" % zlib.crc32(end[:at]):
         raise ValueError("a record caught while it was rewritten")
-    return json.loads(body)
+    return json.loads(end)
 
 
-def _read_json(path: Path) -> Tuple[object, Optional[int]]:
-    """The document and the file's inode (so a pruner removes only the file it judged)."""
+#: A file as a pruner judged it: its inode and when it was last written (a record is rewritten
+#: in place: the inode alone would not tell a write made since).
+Judged = Tuple[int, int]
+
+
+def _read_json(path: Path) -> Tuple[object, Optional[Judged]]:
+    """The document and the file as read (so a pruner removes only the file it judged)."""
     try:
         with open(path, "rb") as fh:
-            inode = os.fstat(fh.fileno()).st_ino
             for attempt in range(_READ_ATTEMPTS):
                 try:
-                    size = os.fstat(fh.fileno()).st_size
-                    return _unframed(os.pread(fh.fileno(), size + 4096, 0)), inode
+                    st = os.fstat(fh.fileno())
+                    judged = (st.st_ino, st.st_mtime_ns)
+                    return _checked(os.pread(fh.fileno(), st.st_size + 4096, 0)), judged
                 except ValueError:
                     if attempt + 1 == _READ_ATTEMPTS:
                         raise
@@ -331,6 +374,14 @@ def _read_json(path: Path) -> Tuple[object, Optional[int]]:
     return None, None
 
 
+def _abandoned(path: Path, pid: int, now: float) -> bool:
+    """An unreadable record no live process will mend: its pid (from its name) is gone and it
+    has not been written for a minute, or it has not been written for ``FOREIGN_TIMEOUT``."""
+    if _older(path, now, FOREIGN_TIMEOUT):
+        return True
+    return _older(path, now, TEMP_TIMEOUT) and alive(pid, None) is False
+
+
 def _older(path: Path, now: float, seconds: float) -> bool:
     try:
         return now - os.stat(path).st_mtime > seconds
@@ -338,10 +389,11 @@ def _older(path: Path, now: float, seconds: float) -> bool:
         return False
 
 
-def _unlink(path: Path, inode: Optional[int] = None) -> None:
+def _unlink(path: Path, judged: Optional[Judged] = None) -> None:
     try:
-        if inode is not None and os.stat(path).st_ino != inode:
-            return  # replaced since it was read: a live process's new record
+        st = os.stat(path)
+        if judged is not None and (st.st_ino, st.st_mtime_ns) != judged:
+            return  # written since it was read: a live process's record
         os.unlink(path)
     except OSError:
         pass

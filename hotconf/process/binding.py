@@ -22,7 +22,7 @@ import time
 import weakref
 from dataclasses import replace
 from functools import partial
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from ..backoff import Backoff
 from ..cache import LocalCache
@@ -402,12 +402,24 @@ def arm_all(as_mule: bool = False) -> List[Binding]:
 _IDLE_AT_FORK = ("hotconf-standby", "hotconf-listener", "hotconf-resource")
 
 
+#: What else ends its threads before this process forks, with ``end_threads(deadline)``: each
+#: Config's listeners (their threads start with the process's first snapshot, and would
+#: otherwise stay idle through every fork of a Celery main process that read at import).
+_ends_before_fork: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def end_threads_before_fork(owner: Any) -> None:
+    _ends_before_fork.add(owner)
+
+
 def disarm_all(wait: float = 1.0) -> List[Binding]:
     """Disarm every Config armed in this process before it forks (see ``disarm_before_fork``),
     and wait up to ``wait`` seconds for their threads to end, so that none runs at the fork."""
     disarmed = [b for b in list(_live) if b.disarm_before_fork()]
+    deadline = time.monotonic() + wait
+    for owner in list(_ends_before_fork):
+        owner.end_threads(deadline)
     if disarmed:
-        deadline = time.monotonic() + wait
         for thread in threading.enumerate():
             if thread.name.startswith("hotconf") and not thread.name.startswith(_IDLE_AT_FORK) \
                     and thread is not threading.current_thread():

@@ -398,3 +398,4 @@ class Role:
         with self._guard_mutex:
             self.lock.release()
         self.report.gone()
+        self.report.registry.close()  # (the poller's file too: its report shares the registry)

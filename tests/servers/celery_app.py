@@ -57,6 +57,11 @@ class Limits:
     timeout: float = 1.0
 
 
+@cfg.on_change  # before the read at import: its thread must not stay for the pool's forks
+def changed(event):  # in each child, as each release is applied there
+    probe("change", release=event.release_key, role=cfg.role)
+
+
 limits = cfg.bind(Limits, prefix="limits")  # bound at import, in the main process
 # Many tasks modules read settings at import, in the main process before the pool forks.
 GREETING_AT_IMPORT = cfg.get("greeting") if os.environ.get("READ_AT_IMPORT", "1") == "1" else None
@@ -78,11 +83,6 @@ def before_fork(**_):
 @signals.worker_ready.connect
 def ready(**_):
     probe("ready", threads=hotconf_threads(), role=cfg.role)
-
-
-@cfg.on_change
-def changed(event):  # in each child, as each release is applied there
-    probe("change", release=event.release_key, role=cfg.role)
 
 
 @app.task

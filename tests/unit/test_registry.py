@@ -314,7 +314,7 @@ def test_a_record_deleted_or_replaced_under_its_writer_is_made_again(tmp_path):
     path.write_text("{}")
     registry.write_process(replace(record, version=3), 0)
     assert [r.version for r in registry.processes()] == [3]
-    assert json.loads((tmp_path / "elsewhere").read_text())["record"]["version"] == 2
+    assert json.loads((tmp_path / "elsewhere").read_text())["version"] == 2
 
 
 def test_a_reader_never_sees_a_record_half_rewritten(tmp_path):
@@ -363,3 +363,95 @@ def test_a_record_written_by_an_earlier_hotconf_is_read(tmp_path):
     registry.dir.mkdir(parents=True)
     registry.record_path(me, 0).write_text(json.dumps(record.to_dict()))
     assert registry.processes() == [record]
+
+
+def test_a_record_is_its_own_json_object_for_an_earlier_hotconf(tmp_path):
+    """The CRC is the record's last field: a reader of an earlier version (plain json.loads,
+    unknown fields ignored) reads the record and the poller's health as before."""
+    registry = Registry(tmp_path, "demo+default+x")
+    me = os.getpid()
+    record = ProcessRecord(pid=me, role="reader", started=process_started(me),
+                           pidns=pid_namespace(), version=3)
+    registry.write_process(record, 0)
+    registry.write_process(replace(record, version=4, releases={"a": "b" * 200}), 0)
+    registry.write_process(record, 0)  # shorter again: padded
+    assert ProcessRecord.from_dict(json.loads(registry.record_path(me, 0).read_bytes())) == record
+    health = PollerHealth(pid=me, since=1.0)
+    registry.write_poller(health)
+    assert PollerHealth.from_dict(json.loads((registry.dir / "poller.json").read_bytes())) == health
+
+
+def test_a_record_written_since_a_pruner_read_it_is_not_removed(tmp_path):
+    from hotconf.registry import _read_json, _unlink
+
+    registry = Registry(tmp_path, "demo+default+x")
+    path = registry.record_path(os.getpid(), 0)
+    registry.write_process(ProcessRecord(pid=os.getpid(), role="reader"), 0)
+    _, judged = _read_json(path)
+    time.sleep(0.02)
+    registry.write_process(ProcessRecord(pid=os.getpid(), role="poller"), 0)  # in place
+    _unlink(path, judged)
+    assert path.exists()
+    _, judged = _read_json(path)
+    _unlink(path, judged)
+    assert not path.exists()
+
+
+def test_a_descriptor_the_program_reused_is_left_to_it(tmp_path):
+    """The record's descriptor closed behind hotconf's back (a daemonizer's closerange) and
+    its number given to the app's log: hotconf makes its record again elsewhere and neither
+    writes into nor closes the app's file."""
+    registry = Registry(tmp_path, "demo+default+x")
+    record = ProcessRecord(pid=os.getpid(), role="reader")
+    registry.write_process(record, 0)
+    fd = registry._files._open[registry.record_path(os.getpid(), 0)].fd
+    os.close(fd)
+    log = tmp_path / "app.log"
+    reused = os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    try:
+        assert reused == fd
+        os.write(reused, b"app log line\n")
+        registry.write_process(replace(record, version=9), 0)
+        os.write(reused, b"second line\n")
+        assert log.read_bytes() == b"app log line\nsecond line\n"
+        assert [r.version for r in registry.processes()] == [9]
+        registry.close()
+        os.fstat(reused)  # still open: not hotconf's to close
+    finally:
+        os.close(reused)
+
+
+def test_every_descriptor_is_closed_when_the_role_stops_or_the_registry_goes(tmp_path):
+    import gc
+
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    for _ in range(5):
+        registry = Registry(tmp_path, "demo+default+x")
+        registry.write_process(ProcessRecord(pid=os.getpid(), role="poller"), 0)
+        registry.write_poller(PollerHealth(pid=os.getpid(), since=1.0))
+        registry.close()
+    assert open_fds() == before
+    for _ in range(5):  # dropped without close(): a role that never started
+        registry = Registry(tmp_path, "demo+default+x")
+        registry.write_poller(PollerHealth(pid=os.getpid(), since=1.0))
+        del registry
+    gc.collect()
+    assert open_fds() == before
+
+
+def test_a_record_cut_short_by_its_dead_writer_is_removed(tmp_path):
+    """SIGKILL or a full disk in the middle of a write leaves a record that never reads whole
+    again: once its process is gone and it is a minute old, a reader removes it. A live
+    process's is left for it to mend."""
+    registry = Registry(tmp_path, "demo+default+x")
+    registry.dir.mkdir(parents=True)
+    old = time.time() - 120
+    for pid in (dead_pid(), os.getpid()):
+        path = registry.record_path(pid, 0)
+        path.write_bytes(b'{"format":"hotconf-process/1","pid":')
+        os.utime(path, (old, old))
+    assert registry.processes() == []
+    assert [p.name for p in registry.dir.iterdir()] == [f"{os.getpid()}-0.json"]
