@@ -68,6 +68,7 @@ class HttpTransport:
         self._session: Optional[requests.Session] = None
         self._pid = 0
         self._in_use: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._aborted = False
 
     def _get_session(self) -> requests.Session:
         if self._session is None or self._pid != os.getpid():
@@ -86,7 +87,10 @@ class HttpTransport:
 
     def abort(self) -> None:
         """End every request in flight now (from another thread): its socket is shut down,
-        so the request fails at once instead of waiting out a held long poll or a slow body."""
+        so the request fails at once instead of waiting out a held long poll or a slow body.
+        For good: a request that starts after it fails at once (its caller is stopping, and
+        may have started it just before it could see so)."""
+        self._aborted = True
         for conn in list(self._in_use):
             sock = getattr(conn, "sock", None)
             if sock is not None:
@@ -105,6 +109,8 @@ class HttpTransport:
     ) -> Response:
         """GET ``base + path_with_query``; ``timeout`` is (connect, read). The read timeout
         also bounds the whole body, so a server that trickles bytes cannot hold us forever."""
+        if self._aborted:
+            raise TransportError(f"request to {base} not sent: the client is stopping")
         session = self._get_session()
         url = join(base, path_with_query)
         try:

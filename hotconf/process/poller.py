@@ -81,10 +81,17 @@ class Poller:
             self._stop.set()
             if self._rewrite_timer is not None:
                 self._rewrite_timer.cancel()
-        self.client.abort()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            # Again until the thread ends: a request it began as this stop began, its socket
+            # not yet connected at the first abort, is held until the second finds it.
+            self.client.abort()
+            if thread is None or thread is threading.current_thread():
+                break
+            thread.join(min(0.01, max(0.0, deadline - time.monotonic())))
+            if not thread.is_alive() or time.monotonic() >= deadline:
+                break
         self._thread = None
         self.client.close()
 
