@@ -128,7 +128,7 @@ class LocalCache:
 
     def version(self) -> Optional[int]:
         """The version of the cached snapshot from its index alone (no part is read)."""
-        return self._index_summary()[0]
+        return self.summary()[0]
 
     def head(self) -> Optional[HostHead]:
         """The version, publication time and release keys of the cached snapshot, from its
@@ -149,9 +149,11 @@ class LocalCache:
             return None
         return HostHead(version, float(created), releases)
 
-    def lost_parts_of(self, snapshot: Snapshot) -> bool:
-        """The index on disk is ``snapshot``'s, but some of its parts are gone."""
-        version, digests = self._index_summary()
+    def lost_parts_of(self, snapshot: Snapshot,
+                      on_disk: Optional[Tuple[Optional[int], Set[str]]] = None) -> bool:
+        """The index on disk is ``snapshot``'s, but some of its parts are gone. ``on_disk``:
+        the index's ``summary()``, if the caller has just read it."""
+        version, digests = on_disk if on_disk is not None else self.summary()
         return (version == snapshot.version and digests == set(snapshot.parts())
                 and not self.holds(snapshot))
 
@@ -171,14 +173,16 @@ class LocalCache:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None) -> bool:
+    def save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None,
+             on_disk: Optional[Tuple[Optional[int], Set[str]]] = None) -> bool:
         """Write the parts it lacks, then the index; on failure log once per distinct error and
         carry on (the old index and its parts stay intact). ``visible`` is called once the new
         index is in place, before the directory's fsync and the old parts' removal: what
         waits for readers to see it (this process's own delivery) need not wait for a disk
-        that stalls (0.1-0.3 s seen here)."""
+        that stalls (0.1-0.3 s seen here). ``on_disk``: the index's ``summary()``, read by the
+        caller under the writers' lock (the file store's compare-and-swap): not read again."""
         try:
-            self._save(snapshot, visible)
+            self._save(snapshot, visible, on_disk)
         except OSError as exc:
             message = f"{exc.strerror or exc}"
             if message != self._last_write_error:
@@ -192,7 +196,8 @@ class LocalCache:
             self._last_write_error = None
         return True
 
-    def _save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None) -> None:
+    def _save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None,
+              on_disk: Optional[Tuple[Optional[int], Set[str]]] = None) -> None:
         parts = snapshot.parts()
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _replace_symlink_dir(self.parts_dir)
@@ -211,14 +216,15 @@ class LocalCache:
         self._verified = True
         if wrote:
             _fsync_dir(self.parts_dir)
-        keep = {d + PART_SUFFIX for d in set(parts) | self._index_summary()[1]}
+        named = (on_disk if on_disk is not None else self.summary())[1]
+        keep = {d + PART_SUFFIX for d in set(parts) | named}
         write_atomically(self.path, snapshot.index_json(), sync_dir=False)
         if visible is not None:
             visible()
         _fsync_dir(self.dir)
         _remove_unlisted(self.parts_dir, present - keep)
 
-    def _index_summary(self) -> Tuple[Optional[int], Set[str]]:
+    def summary(self) -> Tuple[Optional[int], Set[str]]:
         """The version and the part digests the index on disk names (one read, no part)."""
         raw = self._read(self.path, "local cache")
         try:

@@ -58,10 +58,11 @@ class FileStore(Store):
                 # to this process, so a child forked mid-write inherits the descriptor but not
                 # the lock, and cannot keep the host's writers waiting for as long as it lives.
                 fcntl.lockf(fd, fcntl.LOCK_EX)
-                if not snapshot.newer_than(self.cache.version()) and \
-                        not self.cache.lost_parts_of(snapshot):
+                on_disk = self.cache.summary()  # one read of the index, before the new one
+                if not snapshot.newer_than(on_disk[0]) and \
+                        not self.cache.lost_parts_of(snapshot, on_disk):
                     return False  # only the same snapshot, with parts gone, is written again
-                written = self.cache.save(snapshot, visible=visible)
+                written = self.cache.save(snapshot, visible=visible, on_disk=on_disk)
                 self.unwritten = None if written else snapshot
             finally:
                 os.close(fd)

@@ -74,6 +74,26 @@ def test_a_second_look_at_the_snapshot_a_reader_holds_decodes_nothing(tmp_path):
     assert reader.load(held).version == 2 and reader.parts_read == ["ns3"]
 
 
+def test_a_file_store_publish_reads_the_index_on_disk_once(tmp_path):
+    """The compare-and-swap and the save share one read of the old index (they read it two
+    and three times, on the way to the rename every reader waits for)."""
+    class Reads(LocalCache):
+        index_reads = 0
+
+        def _read(self, path, what):
+            if path == self.path:
+                Reads.index_reads += 1
+            return super()._read(path, what)
+
+    store = FileStore(Reads(tmp_path, "app", "default"))
+    first = snapshot(1)
+    store.publish(first)
+    Reads.index_reads = 0
+    assert store.publish(snapshot(2, "ns3", first))
+    assert Reads.index_reads == 1
+    assert store.cache.load().version == 2
+
+
 def test_a_one_namespace_release_writes_one_part_and_readers_decode_one(tmp_path):
     writer, reader = LocalCache(tmp_path, "app", "default"), CountingCache(tmp_path, "app", "default")
     first = snapshot(1)
