@@ -114,11 +114,10 @@ def test_a_record_only_moves_forward_when_two_threads_apply_at_once(tmp_path):
                message="the record written")
 
 
-def test_an_applied_release_is_written_a_moment_later_once_for_a_burst(tmp_path, monkeypatch):
-    """The record's write stays out of the moment every worker takes a release in."""
-    from hotconf.process.report import APPLIED_WRITE_DELAY, ProcessReport
+def counted_writes(tmp_path, monkeypatch):
+    """A report whose registry notes the version of every record it writes."""
+    from hotconf.process.report import ProcessReport
     from hotconf.runtime import ProcessFacts
-    from hotconf.snapshot import NamespaceSnapshot, Snapshot
 
     writes = []
     registry = Registry(tmp_path, "demo+default+x")
@@ -126,6 +125,15 @@ def test_an_applied_release_is_written_a_moment_later_once_for_a_burst(tmp_path,
     monkeypatch.setattr(registry, "write_process",
                         lambda record, n: (writes.append(record.version), real_write(record, n)))
     report = ProcessReport(registry, ProcessFacts(), "demo+default+x", stale_after=10)
+    return registry, report, writes
+
+
+def test_an_applied_release_is_written_a_moment_later_once_for_a_burst(tmp_path, monkeypatch):
+    """The record's write stays out of the moment every worker takes a release in."""
+    from hotconf.process.report import APPLIED_WRITE_DELAY
+    from hotconf.snapshot import NamespaceSnapshot, Snapshot
+
+    registry, report, writes = counted_writes(tmp_path, monkeypatch)
     report.role("reader")
     for round_ in (1, 2):  # the writer thread serves every release, not only the first
         writes.clear()
@@ -152,16 +160,10 @@ def test_a_burst_of_releases_is_written_about_once_a_second_and_its_last_one_lan
     """Releases every 50 ms for 2.5 s: the record is written once per APPLIED_WRITE_GAP (each
     write wakes the writer twice, in every worker at once), not every APPLIED_WRITE_DELAY, and
     the burst's last release is in the record soon after it ends."""
-    from hotconf.process.report import APPLIED_WRITE_DELAY, APPLIED_WRITE_GAP, ProcessReport
-    from hotconf.runtime import ProcessFacts
+    from hotconf.process.report import APPLIED_WRITE_DELAY, APPLIED_WRITE_GAP
     from hotconf.snapshot import Snapshot
 
-    writes = []
-    registry = Registry(tmp_path, "demo+default+x")
-    real_write = registry.write_process
-    monkeypatch.setattr(registry, "write_process",
-                        lambda record, n: (writes.append(record.version), real_write(record, n)))
-    report = ProcessReport(registry, ProcessFacts(), "demo+default+x", stale_after=10)
+    registry, report, writes = counted_writes(tmp_path, monkeypatch)
     started, v = time.monotonic(), 0
     while time.monotonic() - started < 2.5:
         v += 1
