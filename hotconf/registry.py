@@ -71,10 +71,51 @@ def pid_namespace(pid: object = "self") -> Optional[int]:
         return None
 
 
-def alive(pid: int, started: Optional[int], pidns: Optional[int] = None) -> Optional[bool]:
-    """True or False, or None when ``pid`` is another pid namespace's (it cannot be checked)."""
+class Namespaces:
+    """The processes of other pid namespaces this one can see (a container's, from the host):
+    read from /proc once, at the first record that needs it."""
+
+    def __init__(self) -> None:
+        self._seen: Optional[Dict[int, Dict[int, int]]] = None  # pidns -> {its pid: our pid}
+
+    def find(self, pid: int, pidns: int) -> Tuple[bool, Optional[int]]:
+        """(whether any process of ``pidns`` is visible here, our pid for its ``pid``)."""
+        if self._seen is None:
+            self._seen = _scan_namespaces()
+        inside = self._seen.get(pidns)
+        return (inside is not None, inside.get(pid) if inside is not None else None)
+
+
+def _scan_namespaces() -> Dict[int, Dict[int, int]]:
+    seen: Dict[int, Dict[int, int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return seen
+    for entry in entries:
+        try:
+            ns = os.stat(f"/proc/{entry}/ns/pid").st_ino
+            with open(f"/proc/{entry}/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"NSpid:"):
+                        seen.setdefault(ns, {})[int(line.split()[-1])] = int(entry)
+                        break
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or another user's
+    return seen
+
+
+def alive(pid: int, started: Optional[int], pidns: Optional[int] = None,
+          namespaces: Optional[Namespaces] = None) -> Optional[bool]:
+    """True or False, or None when ``pid`` is another pid namespace's and it cannot be checked
+    from here (with ``namespaces``, one whose processes this one sees is checked by our pid)."""
     if pidns is not None and pidns != pid_namespace():
-        return None
+        visible, ours = namespaces.find(pid, pidns) if namespaces is not None else (False, None)
+        if not visible:
+            return None
+        if ours is None:
+            return False  # its namespace is in view, and it is not there
+        pid = ours
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -256,6 +297,7 @@ class Registry:
         except OSError:
             return []
         best: Dict[int, ProcessRecord] = {}
+        namespaces = Namespaces()
         for name in names:
             path = self.dir / name
             if name.startswith(".") and name.endswith(".tmp"):
@@ -272,7 +314,7 @@ class Registry:
                 if prune and raw is None and _abandoned(path, int(pid_text), now):
                     _unlink(path)  # a write cut short (SIGKILL, a full disk) by a dead process
                 continue
-            living = alive(record.pid, record.started, record.pidns)
+            living = alive(record.pid, record.started, record.pidns, namespaces)
             if living is None:
                 living = _fresh(max(record.last_check or 0.0, record.applied_at or 0.0,
                                     record.armed_at), now)
@@ -291,7 +333,7 @@ class Registry:
         health = PollerHealth.from_dict(_read_json(self.dir / POLLER_FILE)[0])
         if health is None:
             return None
-        living = alive(health.pid, health.started, health.pidns)
+        living = alive(health.pid, health.started, health.pidns, Namespaces())
         if living is None:
             living = _fresh(max(health.last_poll or 0.0, health.last_success or 0.0,
                                 health.since), now)

@@ -1,13 +1,19 @@
-"""The registry's files: a dead or reused pid is pruned, a pid of another pid namespace is kept
-(it cannot be checked from here), junk is skipped."""
+"""The registry's files: a dead or reused pid is pruned, a pid of another pid namespace is
+checked through this view of its processes or, where none is in view, kept while fresh; junk
+is skipped."""
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from hotconf.registry import FOREIGN_TIMEOUT, Registry, pid_namespace, process_started
 from hotconf.status import PollerHealth, ProcessRecord
@@ -457,3 +463,41 @@ def test_a_record_cut_short_by_its_dead_writer_is_removed(tmp_path):
         os.utime(path, (old, old))
     assert registry.processes() == []
     assert [p.name for p in registry.dir.iterdir()] == [f"{os.getpid()}-0.json"]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare (util-linux) is missing")
+def test_a_containers_records_are_checked_from_the_host(tmp_path):
+    """`hotconf status` on the host, reading a container's records: a process it can see in
+    the container's pid namespace is checked by its host pid, so a worker SIGKILLed in there
+    is not listed (it was, for FOREIGN_TIMEOUT, as a record that cannot be checked)."""
+    from hotconf.registry import Namespaces
+
+    writer = tmp_path / "writer.py"
+    writer.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from hotconf.registry import Registry, pid_namespace, process_started\n"
+        "from hotconf.status import ProcessRecord\n"
+        "me = os.getpid()\n"
+        f"Registry({str(tmp_path)!r}, 'demo+default+x').write_process(ProcessRecord(\n"
+        "    pid=me, role='reader', started=process_started(me), pidns=pid_namespace(),\n"
+        "    armed_at=time.time()), 0)\n"
+        "print(me, flush=True)\n"
+        "time.sleep(60)\n")
+    container = subprocess.Popen(  # PID 1 a shell, as in a container whose worker dies
+        ["unshare", "-pf", "--mount-proc", "sh", "-c", f"{sys.executable} {writer} & wait; sleep 60"],
+        stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        inner = int(container.stdout.readline())
+        registry = Registry(tmp_path, "demo+default+x")
+        (record,) = registry.processes()
+        assert record.pid == inner and record.pidns != pid_namespace()
+        visible, ours = Namespaces().find(inner, record.pidns)
+        assert visible and ours is not None and ours != inner
+        os.kill(ours, signal.SIGKILL)
+        wait_until(lambda: registry.processes() == [], timeout=10, message="the dead one pruned")
+        assert not registry.record_path(inner, 0).exists()
+    finally:
+        os.killpg(container.pid, signal.SIGKILL)
+        container.wait(10)
+        container.stdout.close()
