@@ -164,13 +164,15 @@ class Listeners:
         with self._lock:
             for reg in self._registrations:
                 views = [v for v in (reg.view(e) for e in events) if v is not None]
-                if not views:
-                    continue
-                mailbox = self._mailboxes.get(id(reg))
-                if mailbox is None or not mailbox.usable:
-                    mailbox = self._mailboxes[id(reg)] = self.mailbox(reg.callback,
-                                                                      "change listener")
-                mailbox.post([(view,) for view in views])
+                if views:
+                    self._mailbox_of(reg).post([(view,) for view in views])
+
+    def _mailbox_of(self, reg: Registration) -> AnyMailbox:
+        """The registration's mailbox in this process, made if it has none that works."""
+        mailbox = self._mailboxes.get(id(reg))
+        if mailbox is None or not mailbox.usable:
+            mailbox = self._mailboxes[id(reg)] = self.mailbox(reg.callback, "change listener")
+        return mailbox
 
     def prepare(self) -> None:
         """Start the listeners' threads in this process now (at its first snapshot) rather
@@ -178,9 +180,7 @@ class Listeners:
         release made it the slowest of any to reach them all."""
         with self._lock:
             for reg in self._registrations:
-                mailbox = self._mailboxes.get(id(reg))
-                if mailbox is None or not mailbox.usable:
-                    self._mailboxes[id(reg)] = self.mailbox(reg.callback, "change listener")
+                self._mailbox_of(reg)
 
     def end_threads(self, deadline: float) -> None:
         """This process is about to fork (a Celery main process disarmed): the listeners'

@@ -197,8 +197,8 @@ class _RecordFiles:
         if entry.pid != os.getpid() or entry.removed or not entry.owned():
             return False
         try:
-            st = os.fstat(entry.fd)
-            if st.st_nlink == 0 or os.stat(path).st_ino != st.st_ino:
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) != entry.identity:
                 return False  # deleted (a wiped cache dir, a pruner) or replaced
             padded = data.ljust(entry.size)
             if os.pwrite(entry.fd, padded, 0) != len(padded):
@@ -374,10 +374,8 @@ def _framed(document: dict) -> bytes:
     rewrite in place half done can be valid JSON (the digits of two versions, say), and must
     not pass for a record. Still the record's own JSON object, so that an earlier hotconf
     (which ignores a field it does not know) reads it as before."""
-    body = json.dumps(document, separators=(",", ":")).encode("utf-8")
-    head = body[:-1]  # without its closing brace
-    return head + b'%s%08x"}' % (_CRC_FIELD if len(head) > 1 else _CRC_FIELD[1:],
-                                  zlib.crc32(head))
+    head = json.dumps(document, separators=(",", ":")).encode("utf-8")[:-1]  # no closing brace
+    return head + _CRC_FIELD + b'%08x"}' % zlib.crc32(head)
 
 
 def _checked(raw: bytes) -> object:

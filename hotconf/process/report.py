@@ -86,9 +86,8 @@ class ProcessReport:
 
     def _write(self) -> None:
         """Write the record as it is now. Outside ``_lock``, so a thread delivering a release
-        never waits for a file write (all of a host's records are renamed into one directory
-        at about the same moment); serialized, so a slow write can not put an older record
-        over a newer one."""
+        never waits for a file write (a disk that stalls, a record made again by a rename);
+        serialized, so a slow write can not put an older record over a newer one."""
         with self._write_lock:
             with self._lock:
                 if self._gone:
