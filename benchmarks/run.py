@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -1070,6 +1071,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("benchmark stopped by SIGTERM"))
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="hotconf-bench-"))
+    # hotconf's front copies in /dev/shm, as users have them, in a directory removed at the end
+    shm = tempfile.mkdtemp(prefix="hotconf-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm")
+                           else None)
+    os.environ.setdefault("HOTCONF_SHM_DIR", shm)
     bench = Bench(args.quick, not args.no_peers, work)
     measures = {"read_cost": read_cost, "propagation": propagation, "connections": connections,
                 "idle_memory": idle_and_memory, "scale": scale, "cold_start": cold_start,
@@ -1084,6 +1089,7 @@ def main() -> int:
             results[name] = fn(bench)
     finally:
         bench.close()
+        shutil.rmtree(shm, ignore_errors=True)
     results["seconds"] = round(time.monotonic() - started)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -184,17 +184,21 @@ class LocalCache:
         try:
             self._save(snapshot, visible, on_disk)
         except OSError as exc:
-            message = f"{exc.strerror or exc}"
-            if message != self._last_write_error:
-                log.warning("hotconf: cannot write the local cache %s (%s); serving from memory. "
-                            "Set cache_dir= or APOLLO_CACHE_DIR to a writable directory",
-                            self.path, message)
-            self._last_write_error = message
+            self.write_failed(exc)
             return False
         if self._last_write_error is not None:
             log.info("hotconf: local cache %s is writable again", self.path)
             self._last_write_error = None
         return True
+
+    def write_failed(self, exc: OSError) -> None:
+        """Logged once per distinct error while it lasts (a refused write is retried)."""
+        message = f"{exc.strerror or exc}"
+        if message != self._last_write_error:
+            log.warning("hotconf: cannot write the local cache %s (%s); serving from memory. "
+                        "Set cache_dir= or APOLLO_CACHE_DIR to a writable directory",
+                        self.path, message)
+        self._last_write_error = message
 
     def _save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None,
               on_disk: Optional[Tuple[Optional[int], Set[str]]] = None) -> None:

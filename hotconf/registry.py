@@ -30,7 +30,8 @@ from .cache import LocalCache, write_atomically
 from .election import PollerLock
 from .options import Settings
 from .reload.record import ReloadRecord
-from .status import HostStatus, PendingReload, PollerHealth, ProcessRecord, host_status
+from .status import HostHead, HostStatus, PendingReload, PollerHealth, ProcessRecord, host_status
+from .stores.front import front_dir
 
 log = logging.getLogger("hotconf")
 
@@ -352,7 +353,7 @@ def read_host(settings: Settings, stale_after: Optional[float] = None,
     now = time.time() if now is None else now
     registry = Registry(settings.cache_dir, settings.instance_key)
     records = registry.processes(now=now)
-    head = LocalCache.for_settings(settings).head()
+    head = _host_head(settings)
     holder = PollerLock(settings.cache_dir / f"{settings.instance_key}.poller.lock").holder_pid()
     health = registry.poller(now)
     if holder is None:
@@ -363,6 +364,16 @@ def read_host(settings: Settings, stale_after: Optional[float] = None,
     bound = settings.stale_after if stale_after is None else stale_after
     return host_status(records, health, head, now, bound,
                        PendingReload(pending.summary, pending.due_at) if pending else None)
+
+
+def _host_head(settings: Settings) -> Optional[HostHead]:
+    """The newest of the cache file's and its front copy's (the file is written behind it)."""
+    head = LocalCache.for_settings(settings).head()
+    shm = front_dir(settings.cache_dir)
+    front = None if shm is None else LocalCache(shm, settings.app_id, settings.cluster,
+                                                settings.instance_key).head()
+    return front if front is not None and (head is None or front.version > head.version) \
+        else head
 
 
 _READ_ATTEMPTS = 3  # a record read while its process rewrote it in place is read again

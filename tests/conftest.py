@@ -1,4 +1,7 @@
 import logging
+import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -9,11 +12,22 @@ APOLLO_ENV = ("APP_ID", "APOLLO_META", "APOLLO_CONFIG_SERVICE", "APOLLO_CLUSTER"
               "APOLLO_LABEL", "APOLLO_ACCESS_KEY_SECRET", "APOLLO_CACHE_DIR")
 
 
+@pytest.fixture(scope="session")
+def _shm_base():
+    """The file store's front copies (see hotconf/stores/front.py) go under /dev/shm, as they
+    do for users, but in a directory of this run's, removed at its end."""
+    base = tempfile.mkdtemp(prefix="hotconf-tests-",
+                            dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
+def _clean_env(monkeypatch, tmp_path, _shm_base):
     for name in APOLLO_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOTCONF_SHM_DIR", _shm_base)
 
 
 @pytest.fixture

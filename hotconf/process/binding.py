@@ -144,7 +144,9 @@ class Binding:
 
     def _load_before_fork(self) -> Snapshot:
         if self._prefork is None:
-            poller = Poller(self.settings, open_local_store("memory", self.cache))
+            # No thread here, not even the one that writes the cache file behind a publish
+            poller = Poller(self.settings, open_local_store("memory", self.cache,
+                                                            write_behind=False))
             try:
                 self._prefork = poller.load_initial()
                 self.last_error = poller.last_error

@@ -15,19 +15,27 @@ from ..cache import LocalCache
 from ..errors import SettingsError
 from .base import Store
 from .file import FileStore
+from .front import front_dir
 from .layered import LayeredStore
 from .memory import MemoryStore
 
 LOCAL_KINDS = ("file", "memory")
 
 
-def open_local_store(kind: str, cache: LocalCache) -> Store:
-    """The stores any process can have: ``"file"``, the cache file itself, shared with the
-    host; ``"memory"``, this process only, with the cache file written behind it."""
+def open_local_store(kind: str, cache: LocalCache, write_behind: bool = True) -> Store:
+    """The stores any process can have: ``"file"``, shared with the host through a copy of
+    the cache in memory (``front.py``: /dev/shm) with the cache file written behind it, or
+    through the cache file alone where there is no such directory; ``"memory"``, this process
+    only, with the cache file written behind it. ``write_behind=False``: the cache file is
+    written by ``publish`` itself, on the caller's thread (a master that will fork)."""
     if kind == "file":
-        return FileStore(cache)
+        directory = front_dir(cache.dir)
+        if directory is None:
+            return FileStore(cache)
+        front = LocalCache(directory, cache.app_id, cache.cluster, cache.path.stem)
+        return LayeredStore(FileStore(front), cache, watch_file=True, write_behind=write_behind)
     if kind == "memory":
-        return LayeredStore(MemoryStore(), cache, watch_file=False)
+        return LayeredStore(MemoryStore(), cache, watch_file=False, write_behind=write_behind)
     raise SettingsError(f"store {kind!r} is not available in this process: use one of "
                         f"{', '.join(LOCAL_KINDS)} (store='uwsgi' works inside uWSGI, with "
                         f"'cache2 = name=hotconf,items=16,blocksize=1048576' in [uwsgi])")

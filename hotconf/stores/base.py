@@ -68,6 +68,11 @@ class Store:
         when a cache dir was deleted or the uWSGI cache wiped)."""
         return self.token() is not None
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the host's durable copy holds what was published here (a store that
+        writes its file behind the push); False if the disk refuses it or ``timeout`` passed."""
+        return True
+
     def watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in this process when another process publishes."""
 

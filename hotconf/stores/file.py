@@ -30,10 +30,8 @@ class FileStore(Store):
         self.cache = cache
         self.path = cache.path
         self._watch = FileWatch(cache.path)
-        self._write_lock = lock_for(self.path)  # the threads of this process
 
     def publish(self, snapshot: Snapshot) -> bool:
-        lock_path = self.path.with_name(self.path.name + ".wlock")
         notified: List[bool] = []
 
         def visible() -> None:
@@ -42,35 +40,15 @@ class FileStore(Store):
             notified.append(True)
             self._notify_local(snapshot)
 
-        with self._write_lock:
-            try:
-                self.cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-                             | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            except OSError as exc:
-                log.warning("hotconf: cannot write to %s (%s); serving from memory",
-                            self.cache.dir, exc.strerror or exc)
-                self.unwritten = snapshot
-                self._notify_local(snapshot)
-                return False
-            try:
-                # Compare-and-swap across processes. A POSIX lock (lockf), not flock: it belongs
-                # to this process, so a child forked mid-write inherits the descriptor but not
-                # the lock, and cannot keep the host's writers waiting for as long as it lives.
-                fcntl.lockf(fd, fcntl.LOCK_EX)
-                on_disk = self.cache.summary()  # one read of the index, before the new one
-                if not snapshot.newer_than(on_disk[0]) and \
-                        not self.cache.lost_parts_of(snapshot, on_disk):
-                    return False  # only the same snapshot, with parts gone, is written again
-                written = self.cache.save(snapshot, visible=visible, on_disk=on_disk)
-                self.unwritten = None if written else snapshot
-            finally:
-                os.close(fd)
+        written = save_if_newer(self.cache, snapshot, visible)
+        if written is False:
+            return False  # only the same snapshot, with parts gone, is written again
+        self.unwritten = None if written else snapshot
         if not notified:
             # Even when the disk refused the write (full, read-only), this process serves the
             # new snapshot from memory; the publisher writes it again until the disk takes it.
             self._notify_local(snapshot)
-        return written
+        return bool(written)
 
     def latest(self, previous: Optional[Snapshot] = None) -> Optional[Snapshot]:
         return self.cache.load(previous)
@@ -95,3 +73,30 @@ class FileStore(Store):
 
     def close(self) -> None:
         self._watch.close()
+
+
+def save_if_newer(cache: LocalCache, snapshot: Snapshot,
+                  visible: Optional[Callable[[], None]] = None) -> Optional[bool]:
+    """Write ``snapshot`` to ``cache`` unless it holds one as new or newer (the same one with
+    parts gone is written again): a compare-and-swap across the host's processes. True:
+    written; False: refused as not newer; None: the disk refused it (logged)."""
+    lock_path = cache.path.with_name(cache.path.name + ".wlock")
+    with lock_for(cache.path):  # the threads of this process
+        try:
+            cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            cache.write_failed(exc)
+            return None
+        try:
+            # A POSIX lock (lockf), not flock: it belongs to this process, so a child forked
+            # mid-write inherits the descriptor but not the lock, and cannot keep the host's
+            # writers waiting for as long as it lives.
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            on_disk = cache.summary()  # one read of the index, before the new one
+            if not snapshot.newer_than(on_disk[0]) and not cache.lost_parts_of(snapshot, on_disk):
+                return False
+            return True if cache.save(snapshot, visible=visible, on_disk=on_disk) else None
+        finally:
+            os.close(fd)

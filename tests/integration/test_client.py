@@ -50,6 +50,26 @@ def test_construction_starts_nothing(devserver, make_config):
     assert "hotconf-poller" in {t.name for t in threading.enumerate()}
 
 
+def test_a_master_that_will_fork_starts_no_thread_and_writes_the_cache_itself(
+        devserver, make_config, monkeypatch):
+    """uWSGI forks its workers from C while a Python thread may hold the GIL (every child then
+    hangs): a master's import-time load starts no thread, not even the cache file's writer."""
+    from hotconf.process import binding
+    publish(devserver, values={"k": "v"})
+    monkeypatch.setattr(binding, "will_fork", lambda facts: True)
+    started, real_start = [], threading.Thread.start
+
+    def start(thread):
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    cfg = make_config()
+    assert cfg.get("k") == "v"
+    assert not [name for name in started if name.startswith("hotconf")], started
+    assert json.loads(cfg.cache_path.read_text())["namespaces"]  # written before the read returned
+
+
 def test_a_listeners_thread_starts_with_the_first_snapshot_not_at_the_first_release(
         devserver, make_config):
     """Registered before the process arms (at import, before a fork), a listener gets its
@@ -251,6 +271,7 @@ def test_local_cache_is_written_atomically_and_private(devserver, make_config, c
     cfg.get("k")
     path = cfg.cache_path
     assert path.parent == cache_dir and path.name.startswith("demo+default+")
+    wait_until(path.exists, message="the cache file, written behind the first load")
     doc = json.loads(path.read_text())
     assert doc["format"] == "hotconf-snapshot/2" and "configurations" not in doc["namespaces"]["application"]
     assert on_disk(cfg) == {"k": "v"}
@@ -330,7 +351,7 @@ def test_unwritable_cache_dir_logs_and_keeps_serving(devserver, make_config, tmp
     publish(devserver, values={"k": "v"})
     cfg = make_config(cache_dir=blocker / "cache")
     assert cfg.get("k") == "v"
-    assert "cannot write the local cache" in hotconf_logs.text
+    wait_until(lambda: "cannot write the local cache" in hotconf_logs.text)
     publish(devserver, values={"k": "w"})
     wait_until(lambda: cfg.get("k") == "w")
     assert hotconf_logs.text.count("cannot write the local cache") == 1  # logged once

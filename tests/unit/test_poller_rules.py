@@ -186,6 +186,7 @@ def test_a_takeover_polls_first_and_fetches_what_the_poll_names(apollo, clock, t
     old.step()
     old.step()  # the old poller's ids are the server's
     held = store.latest()
+    assert store.flush()  # the file, written behind the push, is the host's store here
     apollo.publish("application", {"k": "v2"})  # the old poller is gone before it hears of it
     new, store2 = make_poller(apollo, clock, tmp_path)  # (same cache file: the host's store)
     before = len(apollo.requests)
@@ -223,6 +224,7 @@ def test_versions_survive_the_loss_of_every_file(apollo, clock, tmp_path):
         apollo.publish("application", {"k": f"v{i}"})
         old.step()
     held = old_store.latest()
+    assert old_store.flush()  # (else the write behind would make the files again)
     shutil.rmtree(tmp_path / "a")
     new, _ = make_poller(apollo, clock, tmp_path / "a")
     assert new.load_initial().newer_than(held)
@@ -236,6 +238,7 @@ def test_putting_back_a_deleted_cache_never_rolls_a_release_back(apollo, clock, 
     poller, store = make_poller(apollo, clock, tmp_path)
     apollo.publish("application", {"k": "OLD"})
     poller.load_initial()
+    assert store.flush()
     for part in store.cache.parts_dir.iterdir():
         part.unlink()  # a tmp cleaner
     checking = threading.Event()
@@ -255,4 +258,5 @@ def test_putting_back_a_deleted_cache_never_rolls_a_release_back(apollo, clock, 
     guard.join(5)
     assert poller._snapshot.namespaces["application"]["k"] == "NEW"
     assert store.latest().namespaces["application"]["k"] == "NEW"
+    assert store.flush()
     assert store.cache.load().namespaces["application"]["k"] == "NEW"

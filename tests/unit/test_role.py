@@ -272,7 +272,7 @@ def test_the_poller_puts_back_what_is_deleted_when_it_is_deleted(settings, apoll
         role.start()
         lock = lock_of(settings)
         cache = LocalCache.for_settings(settings)
-        assert cache.holds(proc.held)
+        wait_until(lambda: cache.holds(proc.held), timeout=3, message="the file written behind")
         lock.path.unlink()  # a tmp cleaner
         wait_until(lambda: lock.path.exists() and lock.holder_pid() == os.getpid(), timeout=3,
                    message="the lock file put back")

@@ -1,0 +1,128 @@
+"""Writing the durable copy behind the push: off the publisher's thread, newest first.
+
+The layered store's front (the uWSGI cache, or the file store's copy in memory) is what the
+workers wait for; the cache file on disk behind it is for processes that start later. Its
+fsyncs stall for 50-800 ms now and then on a busy or virtual disk: written on the poller's
+thread, such a stall held back the next release's long poll. Here one thread (a greenlet under
+gevent, whose disk calls run in a real thread) writes the newest snapshot handed to it, drops
+the ones a newer one replaced, and retries after a backoff while the disk refuses, so a
+release is never lost to a full disk.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from functools import partial
+from typing import Callable, Optional
+
+from ..backoff import Backoff
+from ..blocking import call_blocking
+from ..snapshot import Snapshot
+
+log = logging.getLogger("hotconf")
+
+#: How long stopping (and the interpreter's exit) waits for a write in progress.
+FLUSH_TIMEOUT = 5.0
+
+_live: weakref.WeakSet[WriteBehind] = weakref.WeakSet()
+
+
+class WriteBehind:
+    """Calls ``write(snapshot) -> bool`` on its own thread for the newest snapshot ``put``;
+    False means the disk refused it: written again after a backoff (1 s, 2 s ... 30 s) unless
+    a newer one came meanwhile. The thread ends once nothing is pending."""
+
+    def __init__(self, write: Callable[[Snapshot], bool], what: str,
+                 backoff: Optional[Backoff] = None):
+        self._write, self._what = write, what
+        self._backoff = backoff or Backoff(1.0, 30.0)
+        self._reset()
+        _live.add(self)
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: Optional[Snapshot] = None
+        self._busy = False  # a thread is writing, or waiting to write again
+        self._refused: Optional[Snapshot] = None  # waiting out a backoff to write it again
+        self._closed = False
+
+    def put(self, snapshot: Snapshot) -> None:
+        with self._cond:
+            if self._pending is None or snapshot.newer_than(self._pending):
+                self._pending = snapshot
+            self._closed = False
+            self._cond.notify_all()  # a newer snapshot ends a backoff at once
+            if self._busy:
+                return
+            self._busy = True
+        threading.Thread(target=self._run, name="hotconf-write-behind", daemon=True).start()
+
+    def _run(self) -> None:
+        failed = False
+        while True:
+            with self._cond:
+                snapshot, self._pending = self._pending, None
+                if snapshot is None:
+                    self._busy = False
+                    self._cond.notify_all()
+                    return
+            try:
+                # Under gevent, in a real thread: a stalled fsync must not freeze the worker.
+                written = call_blocking(partial(self._write, snapshot))
+            except Exception:  # noqa: BLE001 - the writer must outlive one failure
+                log.exception("hotconf: writing %s failed", self._what)
+                written = False
+            if written:
+                if failed:
+                    log.info("hotconf: %s holds snapshot v%d again after %d attempt(s)",
+                             self._what, snapshot.version, self._backoff.failures)
+                    self._backoff.reset()
+                failed = False
+                continue
+            failed = True
+            with self._cond:
+                if self._pending is None and not self._closed:
+                    self._pending = self._refused = snapshot  # again, after the backoff
+                    self._cond.notify_all()
+                    self._cond.wait(self._backoff.next_delay())
+                    self._refused = None
+
+    def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
+        """Wait until what was put is on disk; False if the disk refuses it (it is retried)
+        or ``timeout`` passed."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._busy or (
+                self._refused is not None and self._pending is self._refused), timeout)
+            return not self._busy
+
+    def close(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Write what is pending (waiting up to ``timeout``), then stop retrying (until the
+        next ``put``)."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _after_fork_in_child(self) -> None:
+        # The thread did not survive the fork, and its lock may have been held at that
+        # instant. What was pending is the parent's to write.
+        self._reset()
+
+
+def _flush_all() -> None:
+    for writer in list(_live):
+        writer.close()
+
+
+def _reset_in_child() -> None:
+    for writer in list(_live):
+        writer._after_fork_in_child()
+
+
+atexit.register(_flush_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
