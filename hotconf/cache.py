@@ -51,6 +51,8 @@ class LocalCache:
         self._last_write_error: Optional[str] = None
         self._last_read_problem: Optional[str] = None
         self._verified = False  # the parts on disk were compared with ours once (first save)
+        #: Read only files of this user (a copy in a directory others could once write to)
+        self.own_files_only = False
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalCache:
@@ -106,6 +108,9 @@ class LocalCache:
                           f"({exc.strerror or exc}); ignoring it")
             return None
         try:
+            if self.own_files_only and os.fstat(fd).st_uid != os.geteuid():
+                self._problem(f"the {what} {path} belongs to another user; ignoring it")
+                return None
             raw = _read_bounded(fd, MAX_CACHE_BYTES)
         except OSError as exc:
             self._problem(f"the {what} {path} is corrupt or unreadable "
@@ -203,7 +208,7 @@ class LocalCache:
     def _save(self, snapshot: Snapshot, visible: Optional[Callable[[], None]] = None,
               on_disk: Optional[Tuple[Optional[int], Set[str]]] = None) -> None:
         parts = snapshot.parts()
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.prepare_write()
         _replace_symlink_dir(self.parts_dir)
         self.parts_dir.mkdir(mode=0o700, exist_ok=True)
         present = set(os.listdir(self.parts_dir))
@@ -227,6 +232,10 @@ class LocalCache:
             visible()
         _fsync_dir(self.dir)
         _remove_unlisted(self.parts_dir, present - keep)
+
+    def prepare_write(self) -> None:
+        """Before anything is written here: the directory, made if missing. Raises OSError."""
+        make_private_dirs(self.dir)
 
     def summary(self) -> Tuple[Optional[int], Set[str]]:
         """The version and the part digests the index on disk names (one read, no part)."""
@@ -293,7 +302,7 @@ def write_atomically(path: Path, data: bytes, sync_dir: bool = True,
     new one. Raises OSError."""
     tmp_name = None
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -310,6 +319,20 @@ def write_atomically(path: Path, data: bytes, sync_dir: bool = True,
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def make_private_dirs(path: Path) -> None:
+    """``path`` and every missing directory above it, each 0700 (``mkdir(parents=True)`` makes
+    the ones above with the umask's mode: a private directory deleted from /dev/shm would come
+    back readable by others)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -31,7 +31,7 @@ from .election import PollerLock
 from .options import Settings
 from .reload.record import ReloadRecord
 from .status import HostHead, HostStatus, PendingReload, PollerHealth, ProcessRecord, host_status
-from .stores.front import front_dir
+from .stores.front import FrontCache, front_dir
 
 log = logging.getLogger("hotconf")
 
@@ -369,9 +369,8 @@ def read_host(settings: Settings, stale_after: Optional[float] = None,
 def _host_head(settings: Settings) -> Optional[HostHead]:
     """The newest of the cache file's and its front copy's (the file is written behind it)."""
     head = LocalCache.for_settings(settings).head()
-    shm = front_dir(settings.cache_dir)
-    front = None if shm is None else LocalCache(shm, settings.app_id, settings.cluster,
-                                                settings.instance_key).head()
+    shm = front_dir(settings.cache_dir, create=False)
+    front = None if shm is None else FrontCache(shm, LocalCache.for_settings(settings)).head()
     return front if front is not None and (head is None or front.version > head.version) \
         else head
 

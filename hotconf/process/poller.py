@@ -73,6 +73,9 @@ class Poller:
         thread = threading.Thread(target=self._run, name="hotconf-poller", daemon=True)
         thread.start()
         self._thread = thread  # only a started thread: stop() may join it from another thread
+        with self._publish_lock:
+            if self.store.unwritten is not None:  # refused before the start (load_initial)
+                self._schedule_rewrite()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the loop: the request in flight (a held long poll, a slow fetch) is aborted,
@@ -351,6 +354,8 @@ class Poller:
         (without this, the other processes would wait for the next release)."""
         if self._rewrite_timer is not None or self._stop.is_set():
             return
+        if self._thread is None:
+            return  # not started (a master's load before it forks: no thread there); start()
         delay = self._rewrite_backoff.next_delay()
         timer = threading.Timer(delay, self._rewrite)
         timer.daemon = True

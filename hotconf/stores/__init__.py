@@ -15,7 +15,7 @@ from ..cache import LocalCache
 from ..errors import SettingsError
 from .base import Store
 from .file import FileStore
-from .front import front_dir
+from .front import FrontCache, front_dir
 from .layered import LayeredStore
 from .memory import MemoryStore
 
@@ -32,8 +32,8 @@ def open_local_store(kind: str, cache: LocalCache, write_behind: bool = True) ->
         directory = front_dir(cache.dir)
         if directory is None:
             return FileStore(cache)
-        front = LocalCache(directory, cache.app_id, cache.cluster, cache.path.stem)
-        return LayeredStore(FileStore(front), cache, watch_file=True, write_behind=write_behind)
+        return LayeredStore(FileStore(FrontCache(directory, cache)), cache, watch_file=True,
+                            write_behind=write_behind)
     if kind == "memory":
         return LayeredStore(MemoryStore(), cache, watch_file=False, write_behind=write_behind)
     raise SettingsError(f"store {kind!r} is not available in this process: use one of "

@@ -76,6 +76,11 @@ class Store:
     def watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in this process when another process publishes."""
 
+    def watched_files(self) -> List[Path]:
+        """The files whose replacement is this store's push, for a store in front of another
+        to watch with its own in one inotify instance (none: ``watch`` has its own means)."""
+        return []
+
     def kept_in(self) -> Tuple[List[Path], List[Path]]:
         """The files and the directories that hold the host's copy, which the poller watches
         for deletions (a tmp cleaner, a wiped cache dir); none for a store in memory."""

@@ -48,6 +48,7 @@ class WriteBehind:
         self._pending: Optional[Snapshot] = None
         self._busy = False  # a thread is writing, or waiting to write again
         self._refused: Optional[Snapshot] = None  # waiting out a backoff to write it again
+        self._dropped: Optional[Snapshot] = None  # refused, and not to be tried again
         self._closed = False
 
     def put(self, snapshot: Snapshot) -> None:
@@ -59,16 +60,30 @@ class WriteBehind:
             if self._busy:
                 return
             self._busy = True
-        threading.Thread(target=self._run, name="hotconf-write-behind", daemon=True).start()
+        try:
+            threading.Thread(target=self._run, name="hotconf-write-behind", daemon=True).start()
+        except RuntimeError:  # no thread to be had (a pids limit, the interpreter's exit)
+            self._run(retry=False)  # written now, on the caller's thread
 
-    def _run(self) -> None:
+    @property
+    def busy(self) -> bool:
+        """Something put is being written, or waits to be written again."""
+        return self._busy
+
+    def _run(self, retry: bool = True) -> None:
+        try:
+            self._write_all(retry)
+        finally:  # whatever ended it (gevent's GreenletExit too), the next put starts a writer
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _write_all(self, retry: bool) -> None:
         failed = False
         while True:
             with self._cond:
                 snapshot, self._pending = self._pending, None
                 if snapshot is None:
-                    self._busy = False
-                    self._cond.notify_all()
                     return
             try:
                 # Under gevent, in a real thread: a stalled fsync must not freeze the worker.
@@ -77,6 +92,9 @@ class WriteBehind:
                 log.exception("hotconf: writing %s failed", self._what)
                 written = False
             if written:
+                with self._cond:
+                    if self._dropped is not None and not self._dropped.newer_than(snapshot):
+                        self._dropped = None
                 if failed:
                     log.info("hotconf: %s holds snapshot v%d again after %d attempt(s)",
                              self._what, snapshot.version, self._backoff.failures)
@@ -85,19 +103,21 @@ class WriteBehind:
                 continue
             failed = True
             with self._cond:
-                if self._pending is None and not self._closed:
+                if self._pending is None and not self._closed and retry:
                     self._pending = self._refused = snapshot  # again, after the backoff
                     self._cond.notify_all()
                     self._cond.wait(self._backoff.next_delay())
                     self._refused = None
+                elif self._pending is None:
+                    self._dropped = snapshot  # (closed, or no thread to try again on)
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
-        """Wait until what was put is on disk; False if the disk refuses it (it is retried)
-        or ``timeout`` passed."""
+        """Wait until what was put is on disk; False if the disk refuses it (it is retried,
+        unless closed) or ``timeout`` passed."""
         with self._cond:
             self._cond.wait_for(lambda: not self._busy or (
                 self._refused is not None and self._pending is self._refused), timeout)
-            return not self._busy
+            return not self._busy and self._dropped is None
 
     def close(self, timeout: float = FLUSH_TIMEOUT) -> None:
         """Write what is pending (waiting up to ``timeout``), then stop retrying (until the

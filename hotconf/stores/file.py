@@ -1,14 +1,14 @@
-"""File store: the local cache file doubles as the shared snapshot.
+"""File store: a cache index and its parts, replaced atomically, as the shared snapshot.
 
-The poller replaces the file atomically (temp file, fsync, rename); every other process watches
-the directory (inotify; see watch.py) and re-reads the index when it is replaced. Readers
-never see a torn file, and the file is also the persistent last-good copy.
+The poller replaces the index (temp file, fsync, rename); every other process watches the
+directory (inotify; see watch.py) and re-reads the index when it is replaced, so readers never
+see a torn file. ``open_local_store`` puts one on /dev/shm in front of the cache file on disk
+(``front.py``); alone, on the cache file, it is also the persistent last-good copy.
 """
 
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
@@ -18,8 +18,6 @@ from ..pathlocks import lock_for
 from ..snapshot import Snapshot
 from .base import Store
 from .watch import FileWatch
-
-log = logging.getLogger("hotconf")
 
 
 class FileStore(Store):
@@ -65,6 +63,9 @@ class FileStore(Store):
     def watch(self, callback: Callable[[], None]) -> None:
         self._watch.start(callback)
 
+    def watched_files(self) -> List[Path]:
+        return [self.path]
+
     def kept_in(self) -> Tuple[List[Path], List[Path]]:
         return [self.cache.path], [self.cache.parts_dir]
 
@@ -83,7 +84,7 @@ def save_if_newer(cache: LocalCache, snapshot: Snapshot,
     lock_path = cache.path.with_name(cache.path.name + ".wlock")
     with lock_for(cache.path):  # the threads of this process
         try:
-            cache.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            cache.prepare_write()
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
                          | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError as exc:

@@ -33,11 +33,14 @@ class LayeredStore(Store):
         self.front, self.cache = front, cache
         self.name = front.name
         self.shared = front.shared
-        self._file_watch: Optional[FileWatch] = FileWatch(cache.path) if watch_file else None
+        # One watch for the file and a front that is files too (the copy in /dev/shm).
+        self._file_watch: Optional[FileWatch] = FileWatch(
+            cache.path, *front.watched_files()) if watch_file else None
         front.subscribe(self._notify_local)
         self._lock = threading.Lock()
         self._file_token: Any = None
         self._on_file: Optional[Snapshot] = None  # what the file was last seen to hold
+        self._named_by_front: Optional[int] = None  # the version the front sent readers to
         self._behind = WriteBehind(self._save, f"the local cache {cache.path}") \
             if write_behind else None
 
@@ -77,6 +80,10 @@ class LayeredStore(Store):
         # Never rewrite the file with the releases it holds already (unless it was deleted),
         # except when the front's marker sends readers to the file for this very version:
         # they would find an older one there and never stop looking for it.
+        if named_by_front:
+            self._named_by_front = snapshot.version  # (kept for a write again, behind)
+        elif snapshot.version == self._named_by_front:
+            named_by_front = True
         if not named_by_front and snapshot.same_releases(on_file) and \
                 self.cache.holds(snapshot):
             return True
@@ -110,8 +117,8 @@ class LayeredStore(Store):
 
     def token(self) -> Any:
         # Both: a push may not reach this process (no uWSGI signal without a master, a lazy-app
-        # without shared-import) and the file is written before the front, so a file event
-        # must find a changed token even while the front's is still the old one.
+        # without shared-import, a container that cannot see this /dev/shm), and the file
+        # written behind the front must find a changed token when its own event comes.
         return self.front.token(), self.cache.token()
 
     def version(self) -> Optional[int]:
@@ -119,10 +126,16 @@ class LayeredStore(Store):
         return max(versions) if versions else None
 
     def holds(self, snapshot: Snapshot) -> bool:
-        return self.cache.holds(snapshot) and self.front.holds(snapshot)
+        # Publishing again cannot help a front that refused the snapshot (a full /dev/shm:
+        # readers follow the file meanwhile), nor a file being written behind (or again after
+        # a backoff): neither is a loss for the poller's guard to repair.
+        front = self.front.holds(snapshot) or self.front.unwritten is not None
+        writing = self._behind is not None and self._behind.busy
+        return front and (writing or self.cache.holds(snapshot))
 
     def watch(self, callback: Callable[[], None]) -> None:
-        self.front.watch(callback)
+        if not self.front.watched_files() or self._file_watch is None:
+            self.front.watch(callback)
         if self._file_watch is not None:
             self._file_watch.start(callback)
 

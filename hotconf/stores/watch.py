@@ -23,11 +23,13 @@ import struct
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+
+from ..cache import make_private_dirs
 
 log = logging.getLogger("hotconf")
 
@@ -129,7 +131,14 @@ class _Inotify:
             if wd not in self._names:
                 continue
             wanted = self._names[wd]
-            if mask & _SELF or wanted is None or mask & wanted.get(name, 0):
+            if mask & _SELF:
+                return True
+            if wanted is None:
+                # Any file of the directory, but a writer's temporary file ("." first): one
+                # renamed into place or removed after a failed write is no loss.
+                if name and not name.startswith(b"."):
+                    return True
+            elif mask & wanted.get(name, 0):
                 return True
         return False
 
@@ -145,37 +154,44 @@ def _use_inotify() -> bool:
 
 
 class FileWatch:
-    """Calls ``callback()`` whenever ``path`` is created, written or renamed over."""
+    """Calls ``callback()`` whenever one of ``paths`` is created, written or renamed over: one
+    inotify instance and one thread for all of them (a reader of the file store's front copy
+    watches it and the cache file)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, *paths: Path):
+        self.paths = list(paths)
+        self.path = self.paths[0]
         self._observer: Optional[Union[BaseObserver, _Inotify]] = None
         self._callback: Optional[Callable[[], None]] = None
-        self._watched: Optional[Tuple[int, int]] = None  # the directory's (device, inode)
+        self._watched: List[Optional[Tuple[int, int]]] = []  # the directories' (device, inode)
 
     def start(self, callback: Callable[[], None]) -> None:
         if self._observer is not None:
             return
         self._callback = callback
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._watched = _identity(self.path.parent)
+        names: Dict[Path, Set[str]] = {}
+        for path in self.paths:
+            make_private_dirs(path.parent)
+            names.setdefault(path.parent, set()).add(path.name)
+        self._watched = [_identity(directory) for directory in names]
         if _use_inotify():
-            self._observer = _Inotify({self.path.parent: {self.path.name}}, CONTENT, callback)
+            self._observer = _Inotify(dict(names), CONTENT, callback)
             return
         observer = Observer()
-        observer.schedule(_Handler(str(self.path), callback), str(self.path.parent),
-                          recursive=False)
+        for path in self.paths:
+            observer.schedule(_Handler(str(path), callback), str(path.parent), recursive=False)
         observer.daemon = True
         observer.start()
         self._observer = observer
 
     def renew(self) -> None:
-        """Watch again if the directory was deleted and made again: a watch follows the
+        """Watch again if a directory was deleted and made again: a watch follows the
         directory it was set on, not its name. Then report, in case a change was missed."""
         callback = self._callback
         if callback is None or self._observer is None:
             return
-        if _identity(self.path.parent) == self._watched:
+        directories = list(dict.fromkeys(path.parent for path in self.paths))
+        if [_identity(directory) for directory in directories] == self._watched:
             return
         self.close()
         self.start(callback)
@@ -222,7 +238,7 @@ class LossWatch:
             watched[directory] = None
         try:
             for directory in watched:
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                make_private_dirs(directory)
             self._watched = {d: _identity(d) for d in watched}
             self._inotify = _Inotify(watched, LOSS, callback)
         except OSError as exc:

@@ -50,10 +50,12 @@ def test_construction_starts_nothing(devserver, make_config):
     assert "hotconf-poller" in {t.name for t in threading.enumerate()}
 
 
+@pytest.mark.parametrize("disk", ["writable", "refusing"])
 def test_a_master_that_will_fork_starts_no_thread_and_writes_the_cache_itself(
-        devserver, make_config, monkeypatch):
+        devserver, make_config, monkeypatch, tmp_path, disk):
     """uWSGI forks its workers from C while a Python thread may hold the GIL (every child then
-    hangs): a master's import-time load starts no thread, not even the cache file's writer."""
+    hangs): a master's import-time load starts no thread, not even the cache file's writer,
+    nor a timer to write it again when the disk refuses it."""
     from hotconf.process import binding
     publish(devserver, values={"k": "v"})
     monkeypatch.setattr(binding, "will_fork", lambda facts: True)
@@ -64,10 +66,15 @@ def test_a_master_that_will_fork_starts_no_thread_and_writes_the_cache_itself(
         real_start(thread)
 
     monkeypatch.setattr(threading.Thread, "start", start)
-    cfg = make_config()
+    if disk == "refusing":
+        (tmp_path / "file").write_text("not a directory")
+        cfg = make_config(cache_dir=tmp_path / "file" / "cache")
+    else:
+        cfg = make_config()
     assert cfg.get("k") == "v"
     assert not [name for name in started if name.startswith("hotconf")], started
-    assert json.loads(cfg.cache_path.read_text())["namespaces"]  # written before the read returned
+    if disk == "writable":  # written before the read returned
+        assert json.loads(cfg.cache_path.read_text())["namespaces"]
 
 
 def test_a_listeners_thread_starts_with_the_first_snapshot_not_at_the_first_release(

@@ -5,6 +5,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,176 @@ if {stop!r} == "close":
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert durable(cache_dir).load().version == 7
+
+
+def test_a_deleted_private_directory_comes_back_private(tmp_path, monkeypatch):
+    """systemd's RemoveIPC empties a user's /dev/shm at logout: the next write makes the
+    directory again 0700 (made with the umask's 0755, every later process refused it)."""
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setenv(ENV_SHM_DIR, str(shm))
+    cache_dir = tmp_path / "cache"
+    writer = open_local_store("file", durable(cache_dir))
+    reader = open_local_store("file", durable(cache_dir))
+    heard = threading.Event()
+    reader.watch(heard.set)
+    try:
+        writer.publish(snap(1))
+        import shutil
+        shutil.rmtree(shm / f"hotconf-{os.geteuid()}")
+        reader.rewatch()  # (what the reader's safety net does when the token moved)
+        writer.publish(snap(2))
+        private = shm / f"hotconf-{os.geteuid()}"
+        assert private.stat().st_mode & 0o777 == 0o700
+        assert front_dir(cache_dir) is not None
+        wait_until(lambda: (reader.latest() or snap(0)).version == 2, timeout=5,
+                   message="the reader to follow")
+    finally:
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_directory_another_user_planted_after_a_deletion_is_never_used(tmp_path,
+                                                                        monkeypatch, request):
+    """After the private directory was deleted, another user makes one of that name (and a
+    forged copy in it) before hotconf writes again: hotconf neither writes into it nor
+    believes what is there, and readers stay on the real releases (from the cache file)."""
+    import shutil
+    import tempfile
+    shm = Path(tempfile.mkdtemp(prefix="hotconf-tests-planted-", dir="/dev/shm"))
+    request.addfinalizer(lambda: shutil.rmtree(shm, ignore_errors=True))
+    shm.chmod(0o1777)  # like /dev/shm itself (the other user must reach it)
+    monkeypatch.setenv(ENV_SHM_DIR, str(shm))
+    cache_dir = tmp_path / "cache"
+    writer = open_local_store("file", durable(cache_dir))
+    reader = open_local_store("file", durable(cache_dir))
+    try:
+        writer.publish(snap(1))
+        copy = front_dir(cache_dir)
+        shutil.rmtree(copy.parent)
+        forged = Snapshot("a", "default", {"application": NamespaceSnapshot(
+            "application", {"k": "EVIL"}, "evil")}, 10**17)
+        pid = os.fork()
+        if pid == 0:  # the other user
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                copy.parent.mkdir(mode=0o777)
+                os.chmod(copy.parent, 0o777)
+                code = 0 if LocalCache(copy, "a", "default", KEY).save(forged) else 2
+            finally:
+                os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert copy.parent.stat().st_uid == 65534
+        writer.publish(snap(2))
+        assert writer.flush(5)
+        assert all(p.stat().st_uid == 65534 for p in copy.rglob("*")), "wrote into theirs"
+        latest = reader.latest()
+        assert latest.namespaces["application"]["k"] == "v2", latest
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_two_cache_dirs_at_one_path_never_share_a_copy(tmp_path):
+    """Two containers that share /dev/shm, each with its own volume mounted at the same path:
+    the copy is named by the cache dir's identity too, so each keeps its own."""
+    import shutil
+
+    from hotconf.stores.front import copy_name
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    first = copy_name(cache_dir)
+    (tmp_path / "other").mkdir()  # another directory (another volume), then at the same path
+    shutil.rmtree(cache_dir)
+    os.rename(tmp_path / "other", cache_dir)
+    assert copy_name(cache_dir) != first
+
+
+def test_a_reader_watches_the_copy_and_the_file_with_one_inotify_instance(tmp_path):
+    """Each inotify instance counts against fs.inotify.max_user_instances (128 by default):
+    a reader holds one, with one thread, for both directories."""
+    cache_dir = tmp_path / "cache"
+    reader = open_local_store("file", durable(cache_dir))
+    before = [t for t in threading.enumerate() if t.name == "hotconf-inotify"]
+    reader.watch(lambda: None)
+    try:
+        now = [t for t in threading.enumerate() if t.name == "hotconf-inotify"]
+        assert len(now) == len(before) + 1
+    finally:
+        reader.close()
+
+
+def test_copies_whose_cache_dir_is_gone_are_removed(tmp_path, monkeypatch):
+    from hotconf.stores import front
+    cache_dirs = [tmp_path / f"c{i}" for i in range(3)]
+    stores = []
+    for cache_dir in cache_dirs:
+        store = open_local_store("file", durable(cache_dir))
+        store.publish(snap(1))
+        store.close()
+        stores.append(front_dir(cache_dir))
+    import shutil
+    shutil.rmtree(cache_dirs[0])  # a test's temporary cache dir, gone
+    shutil.rmtree(cache_dirs[1])
+    old = time.time() - front.STALE_AFTER - 10
+    os.utime(stores[0], (old, old))  # untouched for long: removed; c1's is recent: kept
+    fresh = open_local_store("file", durable(tmp_path / "new"))
+    try:
+        fresh.publish(snap(1))
+        assert not stores[0].exists()
+        assert stores[1].exists() and stores[2].exists()
+    finally:
+        fresh.close()
+
+
+def test_a_writers_temporary_files_are_no_loss_for_the_guard(tmp_path):
+    """The poller's guard watches the parts directories for deletions: a part renamed into
+    place, or a temporary file removed after a failed write (a full /dev/shm), woke it, and
+    it 'put back' a copy that was never lost, every 0.5 s while /dev/shm stayed full."""
+    from hotconf.stores.watch import LossWatch
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    woken = threading.Event()
+    watch = LossWatch([], [parts])
+    watch.start(woken.set)
+    try:
+        (parts / ".abc.tmp").write_bytes(b"x")
+        os.rename(parts / ".abc.tmp", parts / "d1.json")  # a part renamed into place
+        (parts / ".def.tmp").write_bytes(b"x")
+        os.unlink(parts / ".def.tmp")  # a failed write cleaned up
+        assert not woken.wait(0.5)
+        os.unlink(parts / "d1.json")  # a real loss
+        assert woken.wait(5)
+    finally:
+        watch.close()
+
+
+def test_nothing_to_put_back_while_the_copy_is_refused_or_the_file_is_being_written(
+        tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    StalledDisk.gate.clear()
+    store = open_local_store("file", durable(cache_dir))
+    store.cache = StalledDisk(cache_dir, "a", "default", KEY)
+    try:
+        store.publish(snap(1))
+        assert store.holds(snap(1))  # the file is being written behind: not lost
+        StalledDisk.gate.set()
+        assert store.flush(10) and store.holds(snap(1))
+
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(store.front.cache, "_save", full)
+        store.publish(snap(2))
+        assert store.flush(10)
+        assert store.holds(snap(2))  # /dev/shm refused it: publishing again would not help
+        monkeypatch.undo()
+        import shutil
+        shutil.rmtree(store.cache.parts_dir)
+        assert not store.holds(snap(2))  # a real loss, for the guard to repair
+    finally:
+        StalledDisk.gate.set()
+        store.close()

@@ -137,3 +137,31 @@ def test_a_child_forked_mid_write_writes_its_own_and_not_the_parents():
     disk.gate.set()
     assert behind.flush(5)
     assert disk.written == [1, 2]
+
+
+def test_no_thread_to_be_had_writes_on_the_callers_thread(monkeypatch):
+    """A pids limit (or the interpreter's exit) refuses a thread: the snapshot is written at
+    once instead, and the writer is not left believing one runs (it wrote nothing, ever)."""
+    disk = Disk()
+    behind = WriteBehind(disk, "test file", quick())
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    behind.put(snap(1))
+    assert disk.written == [1]
+    monkeypatch.undo()
+    behind.put(snap(2))
+    assert behind.flush(5)
+    assert disk.written == [1, 2]
+
+
+def test_flush_says_false_for_a_refused_write_dropped_at_close():
+    disk = Disk()
+    disk.refuse = True
+    behind = WriteBehind(disk, "test file", quick())
+    behind.put(snap(1))
+    behind.close(0.5)
+    wait_until(lambda: not behind.busy, timeout=5, message="the writer to end")
+    assert not behind.flush(0.1)
