@@ -15,6 +15,7 @@ from hotconf import Config, ConfigValueError
 from hotconf.stores import MemoryStore
 from hotconf.testing import ManualClock
 from tests.fakes import FakeApollo, make_poller
+from tests.helpers import wait_until
 
 GOOD = {"appId": "demo", "cluster": "default", "namespaceName": "application",
         "releaseKey": "r-bad"}
@@ -255,6 +256,7 @@ def test_stop_during_a_slow_fetch_returns_at_once_and_publishes_nothing(tmp_path
         cfg = Config(app_id="demo", config_service=proxy.url, cache_dir=tmp_path)
         assert cfg.get("k") == "v1"
         cache = cfg.cache_path
+        wait_until(cache.exists, message="the cache file, written behind the first load")
         written = cache.read_bytes()
         proxy.fault("/configs", "trickle")  # the next fetch crawls, a byte every 0.5 s
         srv.state.publish("demo", "default", "application", {"k": "v2"})

@@ -80,6 +80,7 @@ def test_files_are_private(devserver, make_config, cache_dir):
     devserver.state.publish("demo", "default", "application", {"k": "v"})
     cfg = make_config()
     cfg.get("k")
+    assert cfg.stop() is None  # (stopping waits for the cache file, written behind the load)
     for path in [cache_dir, *cache_dir.iterdir()]:
         mode = path.stat().st_mode & 0o777
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
