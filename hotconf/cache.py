@@ -14,6 +14,7 @@ this one has nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ class LocalCache:
         self._verified = False  # the parts on disk were compared with ours once (first save)
         #: Read only files of this user (a copy in a directory others could once write to)
         self.own_files_only = False
+        self.what = "local cache"  # (for the messages)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LocalCache:
@@ -100,7 +102,10 @@ class LocalCache:
 
     def _read(self, path: Path, what: str) -> Optional[bytes]:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+            # O_NONBLOCK: a FIFO planted at the path must not hang the reader (no effect on a
+            # regular file's reads).
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+                         | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -108,7 +113,12 @@ class LocalCache:
                           f"({exc.strerror or exc}); ignoring it")
             return None
         try:
-            if self.own_files_only and os.fstat(fd).st_uid != os.geteuid():
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                self._problem(f"the {what} {path} is corrupt or unreadable (not a regular "
+                              f"file); ignoring it")
+                return None
+            if self.own_files_only and st.st_uid != os.geteuid():
                 self._problem(f"the {what} {path} belongs to another user; ignoring it")
                 return None
             raw = _read_bounded(fd, MAX_CACHE_BYTES)
@@ -192,7 +202,7 @@ class LocalCache:
             self.write_failed(exc)
             return False
         if self._last_write_error is not None:
-            log.info("hotconf: local cache %s is writable again", self.path)
+            log.info("hotconf: %s %s is writable again", self.what, self.path)
             self._last_write_error = None
         return True
 
@@ -332,7 +342,17 @@ def make_private_dirs(path: Path) -> None:
             break
         path = path.parent
     for directory in reversed(missing):
+        _may_create_in(directory.parent)
         directory.mkdir(mode=0o700, exist_ok=True)
+
+
+def _may_create_in(parent: Path) -> None:
+    """Raises PermissionError for a directory anyone may write to without the sticky bit
+    (/tmp and /dev/shm have it; one another user made, 0777, has not): what is made there
+    could be renamed away and replaced by anyone."""
+    st = os.stat(parent)
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise PermissionError(errno.EPERM, f"{parent} is writable by anyone")
 
 
 def _fsync_dir(path: Path) -> None:

@@ -64,8 +64,9 @@ class Store:
         return None
 
     def holds(self, snapshot: Snapshot) -> bool:
-        """The host's copy is there for processes that start now (the poller puts it back
-        when a cache dir was deleted or the uWSGI cache wiped)."""
+        """The host's copy is there for processes that start now, or is being written (the
+        poller puts it back when a cache dir was deleted or the uWSGI cache wiped; what
+        publishing again cannot mend, such as a full /dev/shm, counts as there)."""
         return self.token() is not None
 
     def flush(self, timeout: float = 5.0) -> bool:

@@ -6,7 +6,8 @@ fsyncs stall for 50-800 ms now and then on a busy or virtual disk: written on th
 thread, such a stall held back the next release's long poll. Here one thread (a greenlet under
 gevent, whose disk calls run in a real thread) writes the newest snapshot handed to it, drops
 the ones a newer one replaced, and retries after a backoff while the disk refuses, so a
-release is never lost to a full disk.
+full disk loses no release while the process lives (what is still refused when it stops, or
+when no thread can be had, waits for the next publish).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from functools import partial
 from typing import Callable, Optional
@@ -27,6 +29,11 @@ log = logging.getLogger("hotconf")
 
 #: How long stopping (and the interpreter's exit) waits for a write in progress.
 FLUSH_TIMEOUT = 5.0
+#: How long a write waits before it starts (unless flushed): every reader watches the file
+#: too, and its event, with the writer's work, lands after the workers have taken the
+#: release from the front, not among them (at 16 workers it made the slowest ones slower);
+#: a burst of releases is written once.
+LINGER = 0.1
 
 _live: weakref.WeakSet[WriteBehind] = weakref.WeakSet()
 
@@ -37,9 +44,10 @@ class WriteBehind:
     a newer one came meanwhile. The thread ends once nothing is pending."""
 
     def __init__(self, write: Callable[[Snapshot], bool], what: str,
-                 backoff: Optional[Backoff] = None):
+                 backoff: Optional[Backoff] = None, linger: float = LINGER):
         self._write, self._what = write, what
         self._backoff = backoff or Backoff(1.0, 30.0)
+        self._linger = linger
         self._reset()
         _live.add(self)
 
@@ -50,6 +58,7 @@ class WriteBehind:
         self._refused: Optional[Snapshot] = None  # waiting out a backoff to write it again
         self._dropped: Optional[Snapshot] = None  # refused, and not to be tried again
         self._closed = False
+        self._hurry = 0  # flushes waiting: no lingering then
 
     def put(self, snapshot: Snapshot) -> None:
         with self._cond:
@@ -73,17 +82,23 @@ class WriteBehind:
     def _run(self, retry: bool = True) -> None:
         try:
             self._write_all(retry)
-        finally:  # whatever ended it (gevent's GreenletExit too), the next put starts a writer
+        except BaseException:  # gevent's GreenletExit too: the next put starts a writer
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+            raise
 
     def _write_all(self, retry: bool) -> None:
         failed = False
         while True:
             with self._cond:
+                if not failed:
+                    self._linger_locked()
                 snapshot, self._pending = self._pending, None
                 if snapshot is None:
+                    # Under the same lock as the look: a put after it starts a writer.
+                    self._busy = False
+                    self._cond.notify_all()
                     return
             try:
                 # Under gevent, in a real thread: a stalled fsync must not freeze the worker.
@@ -112,12 +127,25 @@ class WriteBehind:
                     self._dropped = snapshot  # (closed, or no thread to try again on)
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
-        """Wait until what was put is on disk; False if the disk refuses it (it is retried,
-        unless closed) or ``timeout`` passed."""
+        """Wait until what was put is on disk (at once: no lingering); False if the disk
+        refuses it (it is retried, unless closed) or ``timeout`` passed."""
         with self._cond:
-            self._cond.wait_for(lambda: not self._busy or (
-                self._refused is not None and self._pending is self._refused), timeout)
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                self._cond.wait_for(lambda: not self._busy or (
+                    self._refused is not None and self._pending is self._refused), timeout)
+            finally:
+                self._hurry -= 1
             return not self._busy and self._dropped is None
+
+    def _linger_locked(self) -> None:
+        deadline = time.monotonic() + self._linger
+        while not self._hurry and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def close(self, timeout: float = FLUSH_TIMEOUT) -> None:
         """Write what is pending (waiting up to ``timeout``), then stop retrying (until the

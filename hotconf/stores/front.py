@@ -11,8 +11,10 @@ container sharing the cache volume), which keep watching the file too.
 logout, a tmp cleaner): the copy sits in ``hotconf-{uid}``, 0700, checked before every write
 (a directory someone else made there is never written to) and made again 0700 if it went;
 readers read only this user's files there. The copy of a cache dir is named by that dir's
-path and identity (device, inode), so two containers that share ``/dev/shm`` but not the
-cache volume never share a copy. Copies whose cache dir is gone are removed after a while.
+path and the mount namespace, so two containers that share ``/dev/shm`` (``--ipc=host``) never
+share a copy, even with a cache volume each at the same path (when they share the volume, the
+one that does not poll follows the cache file). Copies whose cache dir is gone are removed
+after a while, by a poller of the same mount namespace.
 
 ``HOTCONF_SHM_DIR`` names another directory for it (absolute), or turns it off (``off``).
 """
@@ -28,9 +30,9 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Set
+from typing import Optional, Set, Tuple
 
-from ..cache import LocalCache, make_private_dirs, write_atomically
+from ..cache import LocalCache, write_atomically
 
 log = logging.getLogger("hotconf")
 
@@ -39,13 +41,13 @@ DEFAULT_SHM = Path("/dev/shm")
 ORIGIN_FILE = "origin"  # in each copy's directory: the cache dir it is a copy of
 STALE_AFTER = 600.0  # a copy whose cache dir is gone is removed once untouched this long
 _OFF = ("", "0", "off", "no", "false", "none")
-_refused: Set[Path] = set()  # the directories already warned about
+_refused: Set[Tuple[Path, str]] = set()  # what was already said
 
 
 def front_dir(cache_dir: Path, create: bool = True) -> Optional[Path]:
     """The front's directory for ``cache_dir``, the same in every process of this user on the
-    host that sees the same cache dir, or None: turned off, not Linux, or no private directory
-    can be had there. ``create``: make the private directory and the cache dir if missing."""
+    host in the same mount namespace, or None: turned off, not Linux, or no private directory
+    can be had there. ``create``: make the private directory if missing."""
     setting = os.environ.get(ENV_SHM_DIR)
     if setting is not None and setting.strip().lower() in _OFF:
         return None
@@ -59,9 +61,7 @@ def front_dir(cache_dir: Path, create: bool = True) -> Optional[Path]:
     try:
         if create:
             private.mkdir(mode=0o700, exist_ok=True)
-            make_private_dirs(cache_dir)
         private_enough(private)
-        name = copy_name(cache_dir)
     except PermissionError as exc:
         _refuse(private, f"{exc.strerror or exc}", logging.WARNING)
         return None
@@ -69,15 +69,26 @@ def front_dir(cache_dir: Path, create: bool = True) -> Optional[Path]:
         # No /dev/shm (a minimal container, not Linux): quietly, unless it was asked for.
         _refuse(private, f"{exc.strerror or exc}", logging.WARNING if setting else logging.DEBUG)
         return None
-    return private / name
+    return private / copy_name(cache_dir)
 
 
-def copy_name(cache_dir: Path) -> str:
-    """The name of ``cache_dir``'s copy: its real path and its identity. Raises OSError."""
-    real = os.path.realpath(cache_dir)
-    st = os.stat(real)
-    return hashlib.sha256(f"{real}\0{st.st_dev}\0{st.st_ino}".encode(
-        "utf-8", "surrogateescape")).hexdigest()[:16]
+def copy_name(cache_dir: Path, namespace: Optional[str] = None) -> str:
+    """The name of ``cache_dir``'s copy: its real path, in this mount namespace."""
+    origin = origin_of(cache_dir, namespace)
+    return hashlib.sha256(origin.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def origin_of(cache_dir: Path, namespace: Optional[str] = None) -> str:
+    """What a copy records of its cache dir: the mount namespace, then the real path."""
+    return f"{namespace if namespace is not None else mount_namespace()}\n" \
+           f"{os.path.realpath(cache_dir)}"
+
+
+def mount_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/mnt")  # "mnt:[4026531841]"
+    except OSError:
+        return ""
 
 
 def private_enough(private: Path) -> None:
@@ -98,7 +109,15 @@ class FrontCache(LocalCache):
         self.private = directory.parent
         self.origin = origin
         self.own_files_only = True
+        self.what = "shared copy in memory"
         self._pruned = False
+
+    def _read(self, path: Path, what: str) -> Optional[bytes]:
+        try:  # (a copy in a directory another user made after ours went is never read)
+            private_enough(self.private)
+        except OSError:
+            return None
+        return super()._read(path, what)
 
     def prepare_write(self) -> None:
         try:
@@ -109,8 +128,8 @@ class FrontCache(LocalCache):
         super().prepare_write()
         origin = self.dir / ORIGIN_FILE
         if not origin.exists():
-            write_atomically(origin, os.fsencode(os.path.realpath(self.origin.dir)),
-                             durable=False)
+            write_atomically(origin, origin_of(self.origin.dir).encode(
+                "utf-8", "surrogateescape"), durable=False)
         if not self._pruned:
             self._pruned = True
             prune(self.private, keep=self.dir.name)
@@ -118,18 +137,22 @@ class FrontCache(LocalCache):
     def write_failed(self, exc: OSError) -> None:
         message = f"{exc.strerror or exc}"
         if message != self._last_write_error:
+            remedy = "Free space there" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
+                "Remove it if it is not this user's"
             log.warning("hotconf: cannot write the shared copy in memory %s (%s); the workers "
-                        "follow the cache file %s meanwhile (slower on a busy disk). Free "
-                        "space there, or set %s to another tmpfs directory", self.dir, message,
-                        self.origin.path, ENV_SHM_DIR)
+                        "follow the cache file %s meanwhile (slower on a busy disk). %s, or set "
+                        "%s to another tmpfs directory", self.dir, message, self.origin.path,
+                        remedy, ENV_SHM_DIR)
         self._last_write_error = message
 
 
 def prune(private: Path, keep: str, now: Optional[float] = None) -> None:
-    """Remove the copies whose cache dir is gone (or is another directory now), once they
-    were left untouched for ``STALE_AFTER``: a test suite's temporary cache dirs would
-    otherwise leave a copy each in memory until the next reboot."""
+    """Remove the copies of this mount namespace whose cache dir is gone, once they were left
+    untouched for ``STALE_AFTER``: a test suite's temporary cache dirs would otherwise leave a
+    copy each in memory until the next reboot. (Another namespace's cache dirs cannot be seen
+    from here: its copies are left alone.)"""
     now = time.time() if now is None else now
+    here = mount_namespace()
     try:
         names = os.listdir(private)
     except OSError:
@@ -141,20 +164,19 @@ def prune(private: Path, keep: str, now: Optional[float] = None) -> None:
         try:
             if now - os.lstat(copy).st_mtime < STALE_AFTER:
                 continue
-            origin = Path(os.fsdecode((copy / ORIGIN_FILE).read_bytes()))
-            if copy_name(origin) == name:
-                continue  # its cache dir is still there: still someone's
-        except FileNotFoundError:
-            pass  # the cache dir (or the origin file) is gone
-        except OSError:
+            namespace, _, path = (copy / ORIGIN_FILE).read_bytes().decode(
+                "utf-8", "surrogateescape").partition("\n")
+        except (OSError, ValueError):
+            continue
+        if namespace != here or os.path.isdir(path) or copy_name(Path(path), namespace) != name:
             continue
         shutil.rmtree(copy, ignore_errors=True)
 
 
 def _refuse(path: Path, why: str, level: int) -> None:
-    if path in _refused:
+    if (path, why) in _refused:
         return
-    _refused.add(path)
+    _refused.add((path, why))
     log.log(level, "hotconf: not using %s for the shared snapshot (%s); the workers read the "
             "cache file, and a slow disk delays releases. Set %s to a private directory on "
             "tmpfs, or to 'off'", path, why, ENV_SHM_DIR)

@@ -1,5 +1,5 @@
-"""Watching one file for replacement: the push of the file store, and the second path of the
-layered store (the poller replaces the cache index on every release).
+"""Watching files for replacement: the push of the file store (its copy in /dev/shm and the
+cache file, in one inotify instance), and the poller's watch for deletions (``LossWatch``).
 
 On Linux the directory is watched with inotify directly, for the three events that can mean new
 content (a write closed, a file renamed in, a file created), read by a thread that waits in
@@ -164,41 +164,66 @@ class FileWatch:
         self._observer: Optional[Union[BaseObserver, _Inotify]] = None
         self._callback: Optional[Callable[[], None]] = None
         self._watched: List[Optional[Tuple[int, int]]] = []  # the directories' (device, inode)
+        self._skipped: List[Path] = []  # paths whose directory could not be had
 
     def start(self, callback: Callable[[], None]) -> None:
         if self._observer is not None:
             return
         self._callback = callback
         names: Dict[Path, Set[str]] = {}
+        self._skipped = []
         for path in self.paths:
-            make_private_dirs(path.parent)
+            try:
+                make_private_dirs(path.parent)
+            except OSError as exc:
+                # Watch the others (the cache file when the copy in /dev/shm cannot be had);
+                # renew() tries this one again.
+                log.debug("hotconf: cannot watch %s (%s)", path, exc)
+                self._skipped.append(path)
+                continue
             names.setdefault(path.parent, set()).add(path.name)
-        self._watched = [_identity(directory) for directory in names]
+        self._watched = self._identities()
+        if not names:
+            return
         if _use_inotify():
             self._observer = _Inotify(dict(names), CONTENT, callback)
             return
         observer = Observer()
         for path in self.paths:
-            observer.schedule(_Handler(str(path), callback), str(path.parent), recursive=False)
+            if path.parent in names:
+                observer.schedule(_Handler(str(path), callback), str(path.parent),
+                                  recursive=False)
         observer.daemon = True
         observer.start()
         self._observer = observer
 
+    def _identities(self) -> List[Optional[Tuple[int, int]]]:
+        return [_identity(directory) for directory in dict.fromkeys(p.parent for p in self.paths)]
+
     def renew(self) -> None:
-        """Watch again if a directory was deleted and made again: a watch follows the
-        directory it was set on, not its name. Then report, in case a change was missed."""
+        """Watch again if a directory was deleted and made again (a watch follows the
+        directory it was set on, not its name), or one that could not be watched now can.
+        Then report, in case a change was missed."""
         callback = self._callback
-        if callback is None or self._observer is None:
-            return
-        directories = list(dict.fromkeys(path.parent for path in self.paths))
-        if [_identity(directory) for directory in directories] == self._watched:
+        if callback is None or (self._identities() == self._watched
+                                and not self._can_watch_more()):
             return
         self.close()
         self.start(callback)
         callback()
 
+    def _can_watch_more(self) -> bool:
+        for path in self._skipped:
+            try:
+                make_private_dirs(path.parent)
+                return True
+            except OSError:
+                pass
+        return False
+
     def close(self) -> None:
         observer, self._observer = self._observer, None
+        self._callback = None
         if isinstance(observer, _Inotify):
             observer.stop()
         elif observer is not None:

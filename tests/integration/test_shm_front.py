@@ -241,6 +241,7 @@ def test_a_directory_another_user_planted_after_a_deletion_is_never_used(tmp_pat
                 os.setuid(65534)
                 copy.parent.mkdir(mode=0o777)
                 os.chmod(copy.parent, 0o777)
+                copy.mkdir()
                 code = 0 if LocalCache(copy, "a", "default", KEY).save(forged) else 2
             finally:
                 os._exit(code)
@@ -256,19 +257,66 @@ def test_a_directory_another_user_planted_after_a_deletion_is_never_used(tmp_pat
         reader.close()
 
 
-def test_two_cache_dirs_at_one_path_never_share_a_copy(tmp_path):
-    """Two containers that share /dev/shm, each with its own volume mounted at the same path:
-    the copy is named by the cache dir's identity too, so each keeps its own."""
-    import shutil
+@pytest.mark.skipif(os.geteuid() != 0, reason="unshare -m needs root")
+def test_two_mount_namespaces_never_share_a_copy(tmp_path):
+    """Two containers that share /dev/shm (--ipc=host), each with its own volume mounted at the
+    same path, served each other's config when the copy was named by the path alone."""
+    import subprocess
+    import sys
+    cache_dir = tmp_path / "cache"
+    code = ("from pathlib import Path; from hotconf.stores.front import front_dir; "
+            f"print(front_dir(Path({str(cache_dir)!r})))")
+    theirs = subprocess.run(["unshare", "-m", sys.executable, "-c", code], check=True,
+                            capture_output=True, text=True, timeout=60).stdout.strip()
+    ours = front_dir(cache_dir)
+    assert theirs != str(ours) and Path(theirs).parent == ours.parent
 
-    from hotconf.stores.front import copy_name
+
+def test_a_cache_dir_made_again_keeps_its_copy(tmp_path):
+    """The poller's guard makes a deleted cache dir again: workers that start after it must
+    find the copy the poller writes, not one of their own that nobody writes."""
+    import shutil
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
-    first = copy_name(cache_dir)
-    (tmp_path / "other").mkdir()  # another directory (another volume), then at the same path
+    before = front_dir(cache_dir)
+    (tmp_path / "other").mkdir()
     shutil.rmtree(cache_dir)
-    os.rename(tmp_path / "other", cache_dir)
-    assert copy_name(cache_dir) != first
+    os.rename(tmp_path / "other", cache_dir)  # another inode at the same path
+    assert front_dir(cache_dir) == before
+
+
+def test_a_planted_fifo_does_not_hang_a_reader(tmp_path):
+    cache = durable(tmp_path / "cache")
+    cache.dir.mkdir(parents=True)
+    os.mkfifo(cache.path)
+    result = []
+    reader = threading.Thread(target=lambda: result.append(cache.load()), daemon=True)
+    reader.start()
+    reader.join(5)
+    assert result == [None]
+
+
+def test_a_copy_that_cannot_be_watched_leaves_the_file_watched_and_is_watched_later(tmp_path):
+    from hotconf.stores.watch import FileWatch
+    good = tmp_path / "cache" / "x.json"
+    opened = tmp_path / "open"
+    opened.mkdir()
+    opened.chmod(0o777)  # anyone may write and rename here, and no sticky bit
+    bad = opened / "copy" / "x.json"
+    heard = []
+    watch = FileWatch(good, bad)
+    watch.start(lambda: heard.append(1))
+    try:
+        assert not (opened / "copy").exists()  # nothing made in a directory anyone may change
+        good.write_bytes(b"1")
+        wait_until(lambda: heard, timeout=5, message="the cache file's watch")
+        opened.chmod(0o700)
+        watch.renew()  # (the reader's safety net)
+        count = len(heard)
+        bad.write_bytes(b"2")
+        wait_until(lambda: len(heard) > count, timeout=5, message="the copy watched after all")
+    finally:
+        watch.close()
 
 
 def test_a_reader_watches_the_copy_and_the_file_with_one_inotify_instance(tmp_path):
@@ -299,11 +347,16 @@ def test_copies_whose_cache_dir_is_gone_are_removed(tmp_path, monkeypatch):
     shutil.rmtree(cache_dirs[1])
     old = time.time() - front.STALE_AFTER - 10
     os.utime(stores[0], (old, old))  # untouched for long: removed; c1's is recent: kept
+    other = stores[0].parent / "0123456789abcdef"  # another mount namespace's (a container's)
+    other.mkdir()
+    (other / front.ORIGIN_FILE).write_text(f"mnt:[1]\n{tmp_path / 'gone'}")
+    os.utime(other, (old, old))
     fresh = open_local_store("file", durable(tmp_path / "new"))
     try:
         fresh.publish(snap(1))
         assert not stores[0].exists()
         assert stores[1].exists() and stores[2].exists()
+        assert other.exists()  # its cache dir cannot be seen from here
     finally:
         fresh.close()
 

@@ -543,6 +543,7 @@ def test_concurrent_refreshes_for_one_release_read_it_once(settings, apollo):
         second.store.close()  # no watch of its own: the test drives the refreshes
         apollo.publish("application", {"k": "v2"})
         wait_until(lambda: first.store.latest().namespaces["application"]["k"] == "v2")
+        assert first.store.flush()  # (the cache file too, written behind: one token to find)
         real_latest, reads = second.store.latest, []
 
         def slow_latest(previous=None):

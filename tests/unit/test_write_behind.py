@@ -41,7 +41,7 @@ def quick():
 
 def test_put_returns_at_once_while_the_disk_stalls_and_the_newest_is_written_last():
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick())
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
     disk.gate.clear()  # the first write stalls in its fsync
     started = time.monotonic()
     for version in range(1, 6):
@@ -56,7 +56,7 @@ def test_put_returns_at_once_while_the_disk_stalls_and_the_newest_is_written_las
 
 def test_an_older_snapshot_never_replaces_a_newer_one_pending():
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick())
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
     disk.gate.clear()
     behind.put(snap(1))
     wait_until(lambda: disk.attempts, timeout=5, message="the first write to begin")
@@ -70,7 +70,7 @@ def test_an_older_snapshot_never_replaces_a_newer_one_pending():
 def test_a_refused_write_is_retried_until_the_disk_takes_it(caplog):
     disk = Disk()
     disk.refuse = True
-    behind = WriteBehind(disk, "test file", quick())
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
     behind.put(snap(1))
     wait_until(lambda: len(disk.attempts) >= 3, timeout=5, message="retries after a backoff")
     assert not behind.flush(0.5)  # refused: flush says so instead of waiting forever
@@ -89,7 +89,7 @@ def test_a_refused_write_is_retried_until_the_disk_takes_it(caplog):
 def test_a_newer_snapshot_ends_a_backoff_at_once():
     disk = Disk()
     disk.refuse = True
-    behind = WriteBehind(disk, "test file", Backoff(30, 30, jitter=0))
+    behind = WriteBehind(disk, "test file", Backoff(30, 30, jitter=0), linger=0)
     behind.put(snap(1))
     wait_until(lambda: disk.attempts == [1], timeout=5, message="the first attempt")
     disk.refuse = False
@@ -100,7 +100,7 @@ def test_a_newer_snapshot_ends_a_backoff_at_once():
 
 def test_close_writes_what_is_pending_then_stops_retrying():
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick())
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
     disk.gate.clear()
     behind.put(snap(1))
     behind.put(snap(2))
@@ -118,7 +118,7 @@ def test_close_writes_what_is_pending_then_stops_retrying():
 
 def test_a_child_forked_mid_write_writes_its_own_and_not_the_parents():
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick())
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
     disk.gate.clear()
     behind.put(snap(1))
     wait_until(lambda: disk.attempts, timeout=5, message="the parent's write to begin")
@@ -143,7 +143,7 @@ def test_no_thread_to_be_had_writes_on_the_callers_thread(monkeypatch):
     """A pids limit (or the interpreter's exit) refuses a thread: the snapshot is written at
     once instead, and the writer is not left believing one runs (it wrote nothing, ever)."""
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick())
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
 
     def no_thread(self):
         raise RuntimeError("can't start new thread")
@@ -160,8 +160,46 @@ def test_no_thread_to_be_had_writes_on_the_callers_thread(monkeypatch):
 def test_flush_says_false_for_a_refused_write_dropped_at_close():
     disk = Disk()
     disk.refuse = True
-    behind = WriteBehind(disk, "test file", quick())
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
     behind.put(snap(1))
     behind.close(0.5)
     wait_until(lambda: not behind.busy, timeout=5, message="the writer to end")
     assert not behind.flush(0.1)
+
+
+def test_a_put_as_the_writer_finishes_is_never_left_unwritten(monkeypatch):
+    """The writer found nothing pending and was about to end: a put in that instant saw it
+    still busy and started no thread, and the snapshot waited for the next release (or was
+    lost at exit). The put is made right at that instant, on the writer's own thread."""
+    disk = Disk()
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
+    real = behind._write_all
+    late = []
+
+    def write_all_then_a_put(retry):
+        real(retry)
+        if not late:
+            late.append(True)
+            behind.put(snap(2))
+
+    monkeypatch.setattr(behind, "_write_all", write_all_then_a_put)
+    behind.put(snap(1))
+    wait_until(lambda: disk.written == [1, 2], timeout=5, message="the late put written")
+    assert behind.flush(5)
+
+
+def test_a_burst_is_written_once_after_the_linger_and_flush_does_not_linger():
+    """The write waits a moment before it starts, so the file's event reaches the readers
+    after they took the release from the front (not among them), and a burst is one write."""
+    disk = Disk()
+    behind = WriteBehind(disk, "test file", quick(), linger=0.3)
+    for version in range(1, 6):
+        behind.put(snap(version))
+    time.sleep(0.1)
+    assert disk.attempts == []  # still lingering
+    wait_until(lambda: disk.written, timeout=5, message="the write after the linger")
+    assert disk.written == [5]
+    behind.put(snap(6))
+    started = time.monotonic()
+    assert behind.flush(5)
+    assert time.monotonic() - started < 0.25 and disk.written == [5, 6]
