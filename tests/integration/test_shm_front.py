@@ -105,14 +105,19 @@ def test_a_reader_that_cannot_see_the_front_follows_the_file(tmp_path, monkeypat
     monkeypatch.setenv(ENV_SHM_DIR, str(tmp_path / "shm-of-container-a"))
     writer = open_local_store("file", durable(cache_dir))
     monkeypatch.setenv(ENV_SHM_DIR, str(tmp_path / "shm-of-container-b"))
-    reader = open_local_store("file", durable(cache_dir))
+    follows_through_the_file(writer, open_local_store("file", durable(cache_dir)))
+
+
+def follows_through_the_file(writer, reader, patch=lambda: None):
+    """``reader`` hears of the writer's v1 and reads it (``patch`` runs once it watches)."""
     heard = threading.Event()
     reader.watch(heard.set)
+    patch()
     try:
         writer.publish(snap(1))
         assert heard.wait(5)
         wait_until(lambda: (reader.latest() or snap(0)).version == 1, timeout=5,
-                   message="the reader to read the file")
+                   message="the reader to read v1")
     finally:
         writer.close()
         reader.close()
@@ -124,23 +129,12 @@ def test_a_full_front_still_gets_the_release_to_readers_through_the_file(tmp_pat
     file behind takes it, and the readers, who watch both, get it from the file."""
     cache_dir = tmp_path / "cache"
     writer = open_local_store("file", durable(cache_dir))
-    reader = open_local_store("file", durable(cache_dir))
-    heard = threading.Event()
-    reader.watch(heard.set)
-    front_cache = writer.front.cache
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(front_cache, "_save", full)
-    try:
-        writer.publish(snap(1))
-        assert heard.wait(5)
-        wait_until(lambda: (reader.latest() or snap(0)).version == 1, timeout=5,
-                   message="the reader to get v1 from the file")
-    finally:
-        writer.close()
-        reader.close()
+    follows_through_the_file(writer, open_local_store("file", durable(cache_dir)),
+                             lambda: monkeypatch.setattr(writer.front.cache, "_save", full))
 
 
 def test_a_front_lost_with_a_reboot_leaves_the_file(tmp_path):

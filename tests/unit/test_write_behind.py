@@ -39,6 +39,15 @@ def quick():
     return Backoff(0.05, 0.1, jitter=0)
 
 
+def writing_first(disk, version=1):
+    """A writer whose write of ``version`` has begun, on a disk that stalls until let go."""
+    behind = WriteBehind(disk, "test file", quick(), linger=0)
+    disk.gate.clear()
+    behind.put(snap(version))
+    wait_until(lambda: disk.attempts, timeout=5, message="the first write to begin")
+    return behind
+
+
 def test_put_returns_at_once_while_the_disk_stalls_and_the_newest_is_written_last():
     disk = Disk()
     behind = WriteBehind(disk, "test file", quick(), linger=0)
@@ -56,10 +65,7 @@ def test_put_returns_at_once_while_the_disk_stalls_and_the_newest_is_written_las
 
 def test_an_older_snapshot_never_replaces_a_newer_one_pending():
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick(), linger=0)
-    disk.gate.clear()
-    behind.put(snap(1))
-    wait_until(lambda: disk.attempts, timeout=5, message="the first write to begin")
+    behind = writing_first(disk)
     behind.put(snap(9))
     behind.put(snap(4))  # a restore racing a release
     disk.gate.set()
@@ -118,10 +124,7 @@ def test_close_writes_what_is_pending_then_stops_retrying():
 
 def test_a_child_forked_mid_write_writes_its_own_and_not_the_parents():
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick(), linger=0)
-    disk.gate.clear()
-    behind.put(snap(1))
-    wait_until(lambda: disk.attempts, timeout=5, message="the parent's write to begin")
+    behind = writing_first(disk)
     behind.put(snap(2))  # pending in the parent at the fork
     pid = os.fork()
     if pid == 0:  # the child: the parent's thread is not here, its lock may have been held
