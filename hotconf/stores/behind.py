@@ -92,7 +92,7 @@ class WriteBehind:
         failed = False
         while True:
             with self._cond:
-                if not failed:
+                if not failed and retry:  # (on the caller's thread: no lingering)
                     self._linger_locked()
                 snapshot, self._pending = self._pending, None
                 if snapshot is None:

@@ -146,14 +146,15 @@ def test_no_thread_to_be_had_writes_on_the_callers_thread(monkeypatch):
     """A pids limit (or the interpreter's exit) refuses a thread: the snapshot is written at
     once instead, and the writer is not left believing one runs (it wrote nothing, ever)."""
     disk = Disk()
-    behind = WriteBehind(disk, "test file", quick(), linger=0)
+    behind = WriteBehind(disk, "test file", quick(), linger=5)
 
     def no_thread(self):
         raise RuntimeError("can't start new thread")
 
     monkeypatch.setattr(threading.Thread, "start", no_thread)
+    started = time.monotonic()
     behind.put(snap(1))
-    assert disk.written == [1]
+    assert disk.written == [1] and time.monotonic() - started < 2  # (and no 5 s linger)
     monkeypatch.undo()
     behind.put(snap(2))
     assert behind.flush(5)
